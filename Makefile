@@ -1,0 +1,61 @@
+# ComputeMarket: every target sets up what it needs (virtualenv, npm packages) and is idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTEST_ARGS ?=
+
+.PHONY: all setup test demo lint contracts check-contracts slither gas lock clean
+
+all: test
+
+# ── set-up ──
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+# ── main commands ──
+test: setup
+	$(PY) scripts/compile_contracts.py --check
+	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory slither
+
+demo: setup
+	$(BIN)/cmarket demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# ── contracts ──
+contracts: setup
+	$(PY) scripts/compile_contracts.py
+
+slither: setup
+	$(PY) scripts/slither_check.py
+
+gas: setup
+	$(PY) bench/gas.py
+
+# Re-pins requirements.lock from pyproject.toml in a scratch virtualenv.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e ".[dev]"
+	{ echo '# Pinned tree of every Python dependency, runtime and dev; refresh with `make lock`.'; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^computemarket'; } > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis crytic-export

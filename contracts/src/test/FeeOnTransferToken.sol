@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+
+/// @title Test-only ERC-20 that burns `feeBps` of every transfer, so receivers get less than was sent.
+contract FeeOnTransferToken is ERC20 {
+    uint256 public immutable FEE_BPS;
+
+    constructor(uint256 feeBps) ERC20("Fee On Transfer", "FOT") {
+        FEE_BPS = feeBps;
+    }
+
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        if (from == address(0) || to == address(0)) return super._update(from, to, value);
+        uint256 fee = value * FEE_BPS / 10_000;
+        super._update(from, address(0), fee);
+        super._update(from, to, value - fee);
+    }
+}

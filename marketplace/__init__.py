@@ -1,0 +1,3 @@
+"""ComputeMarket marketplace: the protocol core, chain access, indexer, API and requester client."""
+
+__version__ = "0.1.0"

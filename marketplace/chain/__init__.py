@@ -1,0 +1,1 @@
+"""Chain access: transaction sending, contract bindings, deployment and devnet control."""

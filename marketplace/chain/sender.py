@@ -1,0 +1,220 @@
+"""Sends transactions from one locally held key: nonces, gas, fees, receipts and decoded reverts.
+
+Nonces are allocated under a lock held only while signing and broadcasting, so concurrent
+senders never share or skip a nonce, and waiting for receipts happens outside the lock. A
+transaction the node forgets (dropped from its pool) is re-broadcast from the signed bytes,
+which keeps later nonces from stalling behind the gap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import TxParams, TxReceipt
+
+from ..errors import ContractRevert, TransactionDropped, TransactionError, TransactionTimeout, decode_revert
+
+
+@dataclass(frozen=True)
+class Call:
+    """One contract call to make: target, calldata and ETH value."""
+
+    to: str | None
+    data: bytes
+    value: int = 0
+    label: str = ""
+
+
+@dataclass
+class PendingTx:
+    call: Call
+    tx_hash: HexBytes
+    raw: HexBytes
+    nonce: int
+    params: dict[str, Any] = field(repr=False)
+
+
+def _revert_data(exc: Exception) -> bytes | str | None:
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        return data
+    if exc.args and isinstance(exc.args[0], dict):
+        nested = exc.args[0].get("data")
+        if isinstance(nested, str):
+            return nested
+        if isinstance(nested, dict):  # ganache: {"data": {"result": "0x..."}}
+            return nested.get("result") or nested.get("data")
+    return None
+
+
+def as_revert(exc: Exception) -> ContractRevert | None:
+    """The named contract error inside a web3 exception, if it carries revert data."""
+    data = _revert_data(exc)
+    if data is None and isinstance(exc, ContractLogicError):
+        return decode_revert(b"")
+    return decode_revert(data) if data is not None else None
+
+
+class TxSender:
+    """Signs with a local key and sends transactions, safely from many threads at once."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        *,
+        gas_margin: float = 1.25,
+        receipt_timeout: float = 120.0,
+        poll_interval: float = 0.02,
+        fee_ttl: float = 2.0,
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self.address: str = account.address
+        self.gas_margin = gas_margin
+        self.receipt_timeout = receipt_timeout
+        self.poll_interval = poll_interval
+        self._fee_ttl = fee_ttl
+        self._lock = threading.Lock()
+        self._next_nonce: int | None = None
+        self._chain_id: int | None = None
+        self._fees: tuple[float, dict[str, int]] | None = None
+
+    # ── sending ──
+
+    def transact(self, call: Call, *, gas: int | None = None) -> TxReceipt:
+        """Sends `call` and waits for its receipt; a revert raises the contract's named error."""
+        return self.wait(self.submit(call, gas=gas))
+
+    def submit(self, call: Call, *, gas: int | None = None) -> PendingTx:
+        """Estimates, signs and broadcasts `call`; returns without waiting for it to be mined."""
+        params: dict[str, Any] = {"from": self.address, "data": call.data, "value": call.value}
+        if call.to is not None:
+            params["to"] = call.to
+        if gas is None:
+            gas = self.estimate_gas(params)
+        params.update(gas=gas, chainId=self.chain_id, **self._fee_params())
+        with self._lock:
+            for attempt in range(2):
+                nonce = self._allocate_nonce()
+                signed = self.account.sign_transaction({**params, "nonce": nonce})
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                except Web3RPCError as exc:
+                    self._next_nonce = None  # resync from the chain on the next send
+                    if attempt == 0 and "nonce" in str(exc).lower():
+                        continue  # someone else used this key: retry once with a fresh nonce
+                    raise TransactionError(f"{call.label or 'transaction'} rejected by the node: {exc}") from exc
+                self._next_nonce = nonce + 1
+                return PendingTx(call, HexBytes(tx_hash), HexBytes(signed.raw_transaction), nonce, params)
+        raise AssertionError("unreachable")
+
+    def wait(self, pending: PendingTx, timeout: float | None = None) -> TxReceipt:
+        """Waits for the receipt, re-broadcasting if the node dropped the transaction."""
+        deadline = time.monotonic() + (self.receipt_timeout if timeout is None else timeout)
+        next_presence_check = time.monotonic() + 1.0
+        while True:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(pending.tx_hash)
+            except TransactionNotFound:
+                receipt = None
+            if receipt is not None:
+                if receipt["status"] != 1:
+                    raise self._failure(pending, receipt)
+                return receipt
+            now = time.monotonic()
+            if now >= deadline:
+                raise TransactionTimeout(
+                    f"{pending.call.label or 'transaction'} {pending.tx_hash.hex()} not mined after "
+                    f"{self.receipt_timeout if timeout is None else timeout:.0f}s"
+                )
+            if now >= next_presence_check:
+                next_presence_check = now + 1.0
+                self._rebroadcast_if_dropped(pending)
+            time.sleep(self.poll_interval)
+
+    def estimate_gas(self, params: dict[str, Any]) -> int:
+        """Gas for `params` with a safety margin; a revert raises the contract's named error."""
+        try:
+            estimate = self.w3.eth.estimate_gas(TxParams(**params))  # type: ignore[typeddict-item]
+        except (ContractLogicError, Web3RPCError) as exc:
+            revert = as_revert(exc)
+            if revert is not None:
+                raise revert from None
+            raise
+        return int(estimate * self.gas_margin) + 10_000
+
+    # ── nonces, chain id, fees ──
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    def resync(self) -> None:
+        """Forgets the cached nonce and fees (after a devnet snapshot revert, say)."""
+        with self._lock:
+            self._next_nonce = None
+            self._fees = None
+
+    def _allocate_nonce(self) -> int:
+        if self._next_nonce is None:
+            self._next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+        return self._next_nonce
+
+    def _fee_params(self) -> dict[str, int]:
+        now = time.monotonic()
+        if self._fees is None or now - self._fees[0] > self._fee_ttl:
+            block = self.w3.eth.get_block("latest")
+            base_fee = int(block.get("baseFeePerGas", 0) or 0)
+            if base_fee:
+                tip = 1_000_000_000
+                fees = {"maxFeePerGas": 2 * base_fee + tip, "maxPriorityFeePerGas": tip}
+            else:
+                fees = {"gasPrice": int(self.w3.eth.gas_price)}
+            self._fees = (now, fees)
+        return self._fees[1]
+
+    # ── failures ──
+
+    def _rebroadcast_if_dropped(self, pending: PendingTx) -> None:
+        try:
+            self.w3.eth.get_transaction(pending.tx_hash)
+            return
+        except TransactionNotFound:
+            pass
+        try:
+            self.w3.eth.send_raw_transaction(pending.raw)
+        except Web3RPCError as exc:
+            message = str(exc).lower()
+            if "already" in message or "known" in message:
+                return
+            if "nonce" in message:
+                raise TransactionDropped(
+                    f"{pending.tx_hash.hex()} was dropped and nonce {pending.nonce} was used by another transaction"
+                ) from exc
+            raise TransactionError(f"re-broadcasting dropped {pending.tx_hash.hex()} failed: {exc}") from exc
+
+    def _failure(self, pending: PendingTx, receipt: TxReceipt) -> Exception:
+        """Replays a failed transaction at its block's parent state to recover the revert data."""
+        replay = {key: pending.params[key] for key in ("from", "to", "data", "value", "gas") if key in pending.params}
+        try:
+            self.w3.eth.call(TxParams(**replay), receipt["blockNumber"] - 1)  # type: ignore[typeddict-item]
+        except (ContractLogicError, Web3RPCError) as exc:
+            revert = as_revert(exc)
+            if revert is not None:
+                return revert
+        return TransactionError(
+            f"{pending.call.label or 'transaction'} {pending.tx_hash.hex()} reverted in block "
+            f"{receipt['blockNumber']} (gas used {receipt['gasUsed']} of {pending.params.get('gas')})"
+        )

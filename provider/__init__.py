@@ -1,0 +1,1 @@
+"""ComputeMarket provider: the daemon that claims jobs, runs them on Ray and settles them on-chain."""
