@@ -192,7 +192,7 @@ interface IComputeMarket {
     /// @notice The protocol fee for jobs posted from now on.
     event FeeUpdated(uint256 feeBps);
     /// @notice Where protocol fees are credited from now on.
-    event TreasuryUpdated(address treasury);
+    event TreasuryUpdated(address indexed treasury);
     /// @notice `token` was added to or removed from the payment allow-list.
     event PaymentTokenUpdated(address indexed token, bool allowed);
 

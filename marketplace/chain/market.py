@@ -129,7 +129,14 @@ class TxResult:
 
 
 def bind(w3: Web3, name: str, address: str) -> Contract:
+    """A web3 contract for artifact `name` at `address`."""
     return w3.eth.contract(address=to_checksum_address(address), abi=artifacts.load(name).abi)
+
+
+def encode_call(contract: Contract, function: str, *args: Any, value: int = 0) -> Call:
+    """The Call that invokes `function(*args)` on `contract`."""
+    data = contract.encode_abi(function, args=list(args))
+    return Call(contract.address, HexBytes(data), value, label=function)
 
 
 class Market:
@@ -210,8 +217,7 @@ class Market:
     # ── calldata ──
 
     def call(self, function: str, *args: Any, value: int = 0) -> Call:
-        data = self.contract.encode_abi(function, args=list(args))
-        return Call(self.address, HexBytes(data), value, label=function)
+        return encode_call(self.contract, function, *args, value=value)
 
 
 class MarketActor:

@@ -145,7 +145,7 @@ class TxSender:
     def estimate_gas(self, params: dict[str, Any]) -> int:
         """Gas for `params` with a safety margin; a revert raises the contract's named error."""
         try:
-            estimate = self.w3.eth.estimate_gas(TxParams(**params))  # type: ignore[typeddict-item]
+            estimate = self.w3.eth.estimate_gas(TxParams(**params), "pending")  # type: ignore[typeddict-item]
         except (ContractLogicError, Web3RPCError) as exc:
             revert = as_revert(exc)
             if revert is not None:
