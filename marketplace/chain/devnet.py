@@ -234,3 +234,8 @@ class Devnet:
 
     def latest_timestamp(self) -> int:
         return int(self.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

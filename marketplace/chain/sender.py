@@ -43,8 +43,8 @@ class PendingTx:
 
 def _revert_data(exc: Exception) -> bytes | str | None:
     data = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        data = data.get("data")
+    if isinstance(data, dict):  # ganache: {"result": "0x...", "message": "revert", ...}
+        data = data.get("data") or data.get("result")
     if isinstance(data, str) and data.startswith("0x"):
         return data
     if exc.args and isinstance(exc.args[0], dict):
