@@ -80,11 +80,15 @@ def deploy(
     rpc: Annotated[str | None, typer.Option(help="JSON-RPC URL [default: $CMARKET_RPC_URL]")] = None,
     key: Annotated[str | None, typer.Option(help="deployer private key, hex")] = None,
     keystore: Annotated[Path | None, typer.Option(help="deployer eth-account keystore file")] = None,
-    chain_id: Annotated[int | None, typer.Option(help="refuse to deploy unless the RPC is this chain")] = None,
+    chain_id: Annotated[
+        int | None, typer.Option(help="refuse to deploy unless the RPC is this chain")
+    ] = None,
     treasury: Annotated[str | None, typer.Option(help="fee recipient [default: deployer]")] = None,
     stake_token: Annotated[str, typer.Option(help="provider stake token, 0x0 for ETH")] = "0x" + "00" * 20,
     fee_bps: Annotated[int, typer.Option(min=0, max=1000, help="protocol fee in basis points")] = 100,
-    unbonding_period: Annotated[int, typer.Option(min=0, help="seconds before unstaked ETH can leave")] = 604800,
+    unbonding_period: Annotated[
+        int, typer.Option(min=0, help="seconds before unstaked ETH can leave")
+    ] = 604800,
     out: Annotated[Path | None, typer.Option(help="deployments directory [default: ./deployments]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object, nothing else")] = False,
 ) -> None:
@@ -107,7 +111,11 @@ def deploy(
     sender = TxSender(w3, account, receipt_timeout=config.receipt_timeout)
     try:
         deployment = deploy_market(
-            sender, treasury=treasury, stake_token=stake_token, fee_bps=fee_bps, unbonding_period=unbonding_period
+            sender,
+            treasury=treasury,
+            stake_token=stake_token,
+            fee_bps=fee_bps,
+            unbonding_period=unbonding_period,
         )
     except MarketError as exc:
         fail(f"deployment failed: {exc}")
@@ -115,7 +123,9 @@ def deploy(
     if as_json:
         print(json.dumps(deployment.to_json()))
     else:
-        console.print(f"ComputeMarket deployed at [bold]{deployment.market}[/] on chain {deployment.chain_id}")
+        console.print(
+            f"ComputeMarket deployed at [bold]{deployment.market}[/] on chain {deployment.chain_id}"
+        )
         console.print(f"block {deployment.block}, gas {deployment.gas_used:,}; recorded in {path}")
 
 
@@ -128,8 +138,8 @@ def devnet(
     """Start a local devnet, deploy the market and a test token, and run until Ctrl-C."""
     from rich.table import Table
 
-    from .chain.devnet import ChainKind, Devnet
     from .chain.bootstrap import setup_devnet_market
+    from .chain.devnet import ChainKind, Devnet
 
     try:
         kind = ChainKind(chain)

@@ -111,8 +111,10 @@ class Demo:
         self.providers = [self.alice, self.bob, self.mallory]
         self.treasury = actor("treasury", 1)
         self.jobs: list[DemoJob] = []
-        self.names = {a.address: a.name for a in [self.requester, *self.providers, self.treasury]}
-        self.roles = {
+        self.names: dict[str, str] = {
+            a.address: a.name for a in [self.requester, *self.providers, self.treasury]
+        }
+        self.roles: dict[str, str] = {
             self.requester.address: "carol, requester",
             self.mallory.address: "mallory, dishonest",
         }
@@ -166,7 +168,10 @@ class Demo:
             self.say(f"[red]{self.names[slash['provider']]} slashed {amount:g} ETH on job {job.job_id}[/]")
 
     def run_replicated(
-        self, job: DemoJob, answers: dict[DemoActor, Callable[[DemoJob], bytes] | None], reveal: set[DemoActor]
+        self,
+        job: DemoJob,
+        answers: dict[DemoActor, Callable[[DemoJob], bytes] | None],
+        reveal: set[DemoActor],
     ) -> None:
         """Each provider claims, commits its answer (None: never commits), and reveals if in `reveal`."""
         for provider in answers:
@@ -209,11 +214,15 @@ class Demo:
 
         self.step("Three replicas, mallory reveals a wrong result")
         job = self.post("iterated-sha256", 3, eth, ETHER // 20)
-        self.run_replicated(job, {self.alice: honest, self.bob: honest, self.mallory: lie}, set(self.providers))
+        self.run_replicated(
+            job, {self.alice: honest, self.bob: honest, self.mallory: lie}, set(self.providers)
+        )
 
         self.step("Three replicas in TUSD, mallory commits but never reveals")
         job = self.post("iterated-sha256", 3, tusd, 10 * ETHER)
-        self.run_replicated(job, {self.alice: honest, self.bob: honest, self.mallory: lie}, {self.alice, self.bob})
+        self.run_replicated(
+            job, {self.alice: honest, self.bob: honest, self.mallory: lie}, {self.alice, self.bob}
+        )
 
         self.step("Three replicas with no majority: bob crashes, mallory lies")
         job = self.post("iterated-sha256", 3, eth, ETHER // 20)
@@ -228,7 +237,9 @@ class Demo:
         self.step("Ten small jobs in one batch: postJobs, claimJobs, submitResults")
         specs = [workload_spec(f"batch-{i}", 1_000) for i in range(10)]
         params = [
-            JobParams(spec_hash=spec_hash(s), reward_per_replica=ETHER // 100, collateral_per_replica=COLLATERAL)
+            JobParams(
+                spec_hash=spec_hash(s), reward_per_replica=ETHER // 100, collateral_per_replica=COLLATERAL
+            )
             for s in specs
         ]
         job_ids, posted = self.requester.post_jobs(params)
@@ -273,7 +284,9 @@ class Demo:
 
         jobs = Table(title="Jobs (result hashes checked against a local run of the workload)")
         for column in ("job", "replicas", "reward each", "outcome", "result", "paid", "gas per job"):
-            jobs.add_column(column, justify="right" if column in {"job", "replicas", "gas per job"} else "left")
+            jobs.add_column(
+                column, justify="right" if column in {"job", "replicas", "gas per job"} else "left"
+            )
         styles = {JobStatus.COMPLETED: "green", JobStatus.FAILED: "red", JobStatus.CANCELLED: "yellow"}
 
         def result_text(group: list[DemoJob]) -> str:
@@ -312,7 +325,9 @@ class Demo:
                 slashed[event["provider"]] += event["amount"]
         for account in self.everyone():
             info = self.market.provider(account.address)
-            stake = f"{info.free_stake / ETHER:g}/{info.locked_stake / ETHER:g} ETH" if info.registered else "—"
+            stake = (
+                f"{info.free_stake / ETHER:g}/{info.locked_stake / ETHER:g} ETH" if info.registered else "—"
+            )
             accounts.add_row(
                 self.roles.get(account.address, account.name),
                 f"{self.balances_before[account.address] / ETHER:g}",
@@ -333,10 +348,10 @@ class Demo:
         for job in self.jobs:
             counts[job.outcome] += 1
         outcome_text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+        transactions = sum(len(values) for values in self.ledger.by_function.values())
         self.console.print(
             f"[bold]{len(self.jobs)} jobs[/]: {outcome_text}. "
-            f"{self.ledger.total():,} gas in {sum(len(v) for v in self.ledger.by_function.values())} transactions. "
-            f"Wall time {seconds:.1f}s."
+            f"{self.ledger.total():,} gas in {transactions} transactions. Wall time {seconds:.1f}s."
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-# CIDv1 prefix for raw bytes hashed with sha2-256: version 1, codec raw (0x55), multihash sha2-256 (0x12, 32 bytes).
+# CIDv1 prefix of a raw blob: version 1, codec raw (0x55), multihash sha2-256 (0x12) of 32 bytes.
 _CID_RAW_SHA256_PREFIX = bytes([0x01, 0x55, 0x12, 0x20])
 
 

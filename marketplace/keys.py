@@ -24,7 +24,8 @@ def from_hex(key: str) -> LocalAccount:
     except ValueError:
         raise BadKey("the private key is not hexadecimal") from None
     try:
-        return Account.from_key(raw)
+        account: LocalAccount = Account.from_key(raw)
+        return account
     except (ValueError, Exception) as exc:
         raise BadKey(f"not a valid secp256k1 private key: {exc}") from None
 
@@ -37,6 +38,7 @@ def from_keystore(path: Path, password: str) -> LocalAccount:
     except (OSError, json.JSONDecodeError) as exc:
         raise BadKey(f"keystore {path} is not a JSON keystore: {exc}") from None
     try:
-        return Account.from_key(Account.decrypt(keyfile, password))
+        account: LocalAccount = Account.from_key(Account.decrypt(keyfile, password))
+        return account
     except ValueError as exc:
         raise BadKey(f"cannot decrypt keystore {path}: {exc}") from None

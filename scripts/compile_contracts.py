@@ -1,4 +1,4 @@
-"""Compiles contracts/src into contracts/build/<Name>.json, or checks that the committed artifacts are current.
+"""Compiles contracts/src into contracts/build/<Name>.json, or checks the committed artifacts are current.
 
 Usage: python scripts/compile_contracts.py [--check]
 """
@@ -85,7 +85,9 @@ def render(artifact: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if contracts/build differs from a fresh compile")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if contracts/build differs from a fresh compile"
+    )
     args = parser.parse_args()
 
     artifacts = compile_artifacts()

@@ -44,7 +44,9 @@ def main() -> int:
     for finding in failing:
         print(f"[{finding['impact']}] {finding['check']}: {finding['description'].strip()}", file=sys.stderr)
     summary = ", ".join(f"{count} {impact}" for impact, count in sorted(by_impact.items())) or "none"
-    print(f"slither: {len(findings)} findings ({summary}); failing on {sorted(FAILING_IMPACTS)}: {len(failing)}")
+    print(
+        f"slither: {len(findings)} findings ({summary}); failing on {sorted(FAILING_IMPACTS)}: {len(failing)}"
+    )
     return 1 if failing else 0
 
 

@@ -304,7 +304,8 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
         if (!_inCommitPhase(job, jobId, inBatch)) return;
         Seat storage seat = _seats[jobId][0];
         if (seat.provider != msg.sender) revert NotAssigned(jobId, msg.sender);
-        _requireAssignmentStatus(seat, jobId, AssignmentStatus.Claimed);
+        // Running with one replica means its only slot has not committed yet: committing the last
+        // slot moves a job to Revealing. So the slot is Claimed, with no need to read its hash.
 
         // One reveal is the whole quorum: pay at once. The result hash lives in the events.
         seat.revealed = true;
@@ -428,7 +429,7 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
             }
         }
         if (majority < replicas) {
-            _credit(job.requester, _paymentTokens[job.tokenId], jobId, (replicas - majority) * job.rewardPerReplica);
+            _credit(job.requester, _tokenOf(job), jobId, (replicas - majority) * job.rewardPerReplica);
         }
         emit JobFinalized(jobId, JobStatus.Completed, majorityHash, winners);
     }
@@ -449,14 +450,14 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
             }
         }
         address requester = job.requester;
-        _credit(requester, _paymentTokens[job.tokenId], jobId, replicas * job.rewardPerReplica);
+        _credit(requester, _tokenOf(job), jobId, replicas * job.rewardPerReplica);
         if (slashed != 0) _credit(requester, STAKE_TOKEN, jobId, slashed);
         emit JobFinalized(jobId, JobStatus.Failed, bytes32(0), new address[](0));
     }
 
     /// @dev Credits each winner its reward less the job's fee, and the fees to the treasury.
     function _payWinners(Job storage job, uint256 jobId, address[] memory winners) private {
-        address token = _paymentTokens[job.tokenId];
+        address token = _tokenOf(job);
         uint256 reward = job.rewardPerReplica;
         uint256 fee = reward * job.feeBps / _BPS;
         for (uint256 i; i < winners.length; ++i) {
@@ -485,7 +486,7 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
             }
         }
         emit JobCancelled(jobId);
-        _credit(requester, _paymentTokens[job.tokenId], jobId, uint256(job.replicas) * job.rewardPerReplica);
+        _credit(requester, _tokenOf(job), jobId, uint256(job.replicas) * job.rewardPerReplica);
     }
 
     // ───────────────────────────── Payouts ─────────────────────────────
@@ -512,7 +513,7 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
         JobStatus status = _effectiveStatus(job);
         view_ = JobView({
             requester: job.requester,
-            token: _paymentTokens[job.tokenId],
+            token: _tokenOf(job),
             status: status,
             replicas: job.replicas,
             claims: job.claims,
@@ -657,6 +658,12 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     function _requireAssignmentStatus(Seat storage seat, uint256 jobId, AssignmentStatus expected) private view {
         AssignmentStatus current = _statusOf(seat);
         if (current != expected) revert AssignmentNotInState(jobId, msg.sender, current, expected);
+    }
+
+    /// @dev The job's payment token; ETH (id 0) needs no storage read.
+    function _tokenOf(Job storage job) private view returns (address) {
+        uint8 id = job.tokenId;
+        return id == 0 ? address(0) : _paymentTokens[id];
     }
 
     function _paymentTokenId(address token) private view returns (uint8) {

@@ -32,7 +32,6 @@ DEVNET_ACCOUNT_COUNT = 10
 DEVNET_BALANCE_ETH = 10_000
 
 
-
 class ChainKind(StrEnum):
     ANVIL = "anvil"
     GANACHE = "ganache"
@@ -100,7 +99,7 @@ class Devnet:
         self.chain_id = CHAIN_IDS[self.kind]
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(prefix=f"cmarket-{self.kind}-", suffix=".log", delete=False)  # noqa: SIM115
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], Devnet] | None = None
 
     @property
     def rpc_url(self) -> str:

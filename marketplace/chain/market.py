@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -148,11 +149,9 @@ class Market:
         self.contract = bind(w3, "ComputeMarket", self.address)
 
     @cached_property
-    def _events_by_topic(self) -> dict[bytes, dict[str, Any]]:
+    def _events_by_topic(self) -> dict[bytes, ABIEvent]:
         return {
-            event_abi_to_log_topic(entry): entry  # type: ignore[arg-type]
-            for entry in self.contract.abi
-            if entry["type"] == "event"
+            event_abi_to_log_topic(entry): entry for entry in self.contract.abi if entry["type"] == "event"
         }
 
     def decode_logs(self, logs: Iterable[LogReceipt]) -> list[Event]:
@@ -164,7 +163,7 @@ class Market:
             abi = self._events_by_topic.get(bytes(log["topics"][0]))
             if abi is None:
                 continue
-            data: EventData = get_event_data(self.w3.codec, abi, log)  # type: ignore[arg-type]
+            data: EventData = get_event_data(self.w3.codec, abi, log)
             events.append(
                 Event(
                     name=data["event"],
@@ -180,18 +179,25 @@ class Market:
     # ── views ──
 
     def job(self, job_id: int) -> JobView:
-        raw = self.contract.functions.getJob(job_id).call()
+        (
+            requester, token, status, replicas, claims, commits, reveals, deadline,
+            reward, collateral, run_timeout, reveal_window, fee_bps,
+        ) = self.contract.functions.getJob(job_id).call()  # fmt: skip
         return JobView(
-            job_id,
-            raw[0],
-            raw[1],
-            JobStatus(raw[2]),
-            *raw[3:8],
-            raw[8],
-            raw[9],
-            raw[10],
-            raw[11],
-            raw[12],
+            job_id=job_id,
+            requester=requester,
+            token=token,
+            status=JobStatus(status),
+            replicas=replicas,
+            claims=claims,
+            commits=commits,
+            reveals=reveals,
+            deadline=deadline,
+            reward_per_replica=reward,
+            collateral_per_replica=collateral,
+            run_timeout=run_timeout,
+            reveal_window=reveal_window,
+            fee_bps=fee_bps,
         )
 
     def assignment(self, job_id: int, provider: str) -> AssignmentView:
@@ -283,7 +289,9 @@ class MarketActor:
     def reveal(self, job_id: int, result_hash: bytes, salt: bytes) -> TxResult:
         return self.send(self.market.call("revealResult", job_id, result_hash, salt))
 
-    def reveal_many(self, job_ids: Sequence[int], result_hashes: Sequence[bytes], salts: Sequence[bytes]) -> TxResult:
+    def reveal_many(
+        self, job_ids: Sequence[int], result_hashes: Sequence[bytes], salts: Sequence[bytes]
+    ) -> TxResult:
         return self.send(self.market.call("revealResults", list(job_ids), list(result_hashes), list(salts)))
 
     def submit_result(self, job_id: int, result_hash: bytes) -> TxResult:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
@@ -79,7 +80,7 @@ class TxSender:
     ) -> None:
         self.w3 = w3
         self.account = account
-        self.address: str = account.address
+        self.address: ChecksumAddress = account.address
         self.gas_margin = gas_margin
         self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
@@ -113,7 +114,9 @@ class TxSender:
                     self._next_nonce = None  # resync from the chain on the next send
                     if attempt == 0 and "nonce" in str(exc).lower():
                         continue  # someone else used this key: retry once with a fresh nonce
-                    raise TransactionError(f"{call.label or 'transaction'} rejected by the node: {exc}") from exc
+                    raise TransactionError(
+                        f"{call.label or 'transaction'} rejected by the node: {exc}"
+                    ) from exc
                 self._next_nonce = nonce + 1
                 return PendingTx(call, HexBytes(tx_hash), HexBytes(signed.raw_transaction), nonce, params)
         raise AssertionError("unreachable")
@@ -201,13 +204,18 @@ class TxSender:
                 return
             if "nonce" in message:
                 raise TransactionDropped(
-                    f"{pending.tx_hash.hex()} was dropped and nonce {pending.nonce} was used by another transaction"
+                    f"{pending.tx_hash.hex()} was dropped and nonce {pending.nonce} "
+                    "was used by another transaction"
                 ) from exc
             raise TransactionError(f"re-broadcasting dropped {pending.tx_hash.hex()} failed: {exc}") from exc
 
     def _failure(self, pending: PendingTx, receipt: TxReceipt) -> Exception:
         """Replays a failed transaction at its block's parent state to recover the revert data."""
-        replay = {key: pending.params[key] for key in ("from", "to", "data", "value", "gas") if key in pending.params}
+        replay = {
+            key: pending.params[key]
+            for key in ("from", "to", "data", "value", "gas")
+            if key in pending.params
+        }
         try:
             self.w3.eth.call(TxParams(**replay), receipt["blockNumber"] - 1)  # type: ignore[typeddict-item]
         except (ContractLogicError, Web3RPCError) as exc:

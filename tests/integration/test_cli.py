@@ -34,7 +34,18 @@ def test_deploy_prints_one_json_object_and_records_it(devnet: Devnet, tmp_path: 
 
 def test_deploy_with_an_explicit_key_and_fee(devnet: Devnet, tmp_path: Path) -> None:
     key = "0x" + devnet.accounts[5].key.hex()
-    args = ["deploy", "--rpc", devnet.rpc_url, "--key", key, "--fee-bps", "250", "--json", "--out", str(tmp_path)]
+    args = [
+        "deploy",
+        "--rpc",
+        devnet.rpc_url,
+        "--key",
+        key,
+        "--fee-bps",
+        "250",
+        "--json",
+        "--out",
+        str(tmp_path),
+    ]
     deployment = json.loads(runner.invoke(app, args).stdout)
     assert deployment["deployer"] == devnet.accounts[5].address
     assert deployment["fee_bps"] == 250
@@ -49,7 +60,9 @@ def test_deploy_reports_a_dead_rpc_url(tmp_path: Path) -> None:
 
 
 def test_deploy_refuses_the_wrong_chain(devnet: Devnet, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["deploy", "--rpc", devnet.rpc_url, "--chain-id", "1", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["deploy", "--rpc", devnet.rpc_url, "--chain-id", "1", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 1
     assert "is chain 31337, not the expected chain 1" in result.output
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +21,7 @@ def process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie still answers kill(0): treat it as gone.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_start_answers_and_stop_frees_the_port() -> None:
@@ -30,7 +30,9 @@ def test_start_answers_and_stop_frees_the_port() -> None:
     pid, port = node._process.pid, node.port
     assert int(rpc(node.rpc_url, "eth_chainId"), 16) == 31337
     assert len(node.accounts) == 10
-    assert int(rpc(node.rpc_url, "eth_getBalance", [node.accounts[0].address, "latest"]), 16) == 10_000 * 10**18
+    assert (
+        int(rpc(node.rpc_url, "eth_getBalance", [node.accounts[0].address, "latest"]), 16) == 10_000 * 10**18
+    )
     node.close()
     assert not process_alive(pid)
     assert port is not None and not port_in_use(port)

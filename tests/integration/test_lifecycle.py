@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from marketplace.errors import AssignmentStatus, JobStatus
+from marketplace.chain.market import ETH
 from tests.helpers import (
-    ETH,
     ETHER,
     FEE_BPS,
     PROVIDER_STAKE,
@@ -241,7 +241,11 @@ def test_unstake_waits_for_the_unbonding_period(chain: Chain) -> None:
     requested = provider.request_unstake(ETHER)
     ready_at = requested.event("UnstakeRequested")["readyAt"]
     info = chain.market.provider(provider.address)
-    assert (info.free_stake, info.unbonding, info.unbonding_ready_at) == (PROVIDER_STAKE - ETHER, ETHER, ready_at)
+    assert (info.free_stake, info.unbonding, info.unbonding_ready_at) == (
+        PROVIDER_STAKE - ETHER,
+        ETHER,
+        ready_at,
+    )
 
     before = chain.eth_balance(provider.address)
     chain.warp(ready_at)

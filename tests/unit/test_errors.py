@@ -32,7 +32,7 @@ def test_assignment_enum_and_address_fields() -> None:
 
 
 def test_module_attribute_resolves_error_classes() -> None:
-    from marketplace.errors import InsufficientFreeStake  # type: ignore[attr-defined]
+    from marketplace.errors import InsufficientFreeStake
 
     data = selector("InsufficientFreeStake(address,uint256,uint256)") + encode(
         ["address", "uint256", "uint256"], ["0x" + "01" * 20, 5, 3]
@@ -62,7 +62,9 @@ def test_unknown_or_empty_revert_data(data: bytes | None) -> None:
 
 
 def test_malformed_arguments_are_unknown() -> None:
-    assert isinstance(decode_revert(selector("JobNotInState(uint256,uint8,uint8)") + b"\x00"), errors.UnknownRevert)
+    assert isinstance(
+        decode_revert(selector("JobNotInState(uint256,uint8,uint8)") + b"\x00"), errors.UnknownRevert
+    )
 
 
 def test_unknown_error_name_is_an_attribute_error() -> None:

@@ -16,7 +16,10 @@ words = st.binary(min_size=32, max_size=32)
 
 
 def test_canonical_json_sorts_keys_and_drops_whitespace() -> None:
-    assert canonical_json({"b": 1, "a": [1, {"d": "é", "c": None}]}) == '{"a":[1,{"c":null,"d":"é"}],"b":1}'.encode()
+    assert (
+        canonical_json({"b": 1, "a": [1, {"d": "é", "c": None}]})
+        == '{"a":[1,{"c":null,"d":"é"}],"b":1}'.encode()
+    )
 
 
 def test_spec_hash_ignores_key_order() -> None:
@@ -26,7 +29,9 @@ def test_spec_hash_ignores_key_order() -> None:
 
 def test_cid_of_empty_blob_matches_ipfs() -> None:
     # `ipfs add --cid-version 1 --raw-leaves` of an empty file.
-    assert cid_v1(hashlib.sha256(b"").digest()) == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+    assert (
+        cid_v1(hashlib.sha256(b"").digest()) == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+    )
 
 
 def test_cid_rejects_wrong_digest_length() -> None:
@@ -35,7 +40,9 @@ def test_cid_rejects_wrong_digest_length() -> None:
 
 
 @given(st.integers(min_value=0, max_value=2**256 - 1), addresses, words, words)
-def test_commitment_is_keccak_of_four_abi_words(job_id: int, provider: str, result: bytes, salt: bytes) -> None:
+def test_commitment_is_keccak_of_four_abi_words(
+    job_id: int, provider: str, result: bytes, salt: bytes
+) -> None:
     words_ = job_id.to_bytes(32, "big") + bytes(12) + to_canonical_address(provider) + result + salt
     assert commitment(job_id, provider, result, salt) == keccak(words_)
 
