@@ -117,6 +117,11 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     function _post(JobParams calldata p) private returns (uint256 jobId, uint256 etherUsed) {
         if (p.replicas == 0 || p.replicas > MAX_REPLICAS) revert InvalidReplicas(p.replicas);
         if (p.claimWindow == 0 || p.runTimeout == 0 || p.revealWindow == 0) revert InvalidWindow();
+        // Every later deadline is at most claimDeadline + runTimeout + revealWindow: checking that
+        // sum once here is what lets {_deadline} store deadlines in 32 bits without checks.
+        if (block.timestamp + uint256(p.claimWindow) + p.runTimeout + p.revealWindow > type(uint32).max) {
+            revert InvalidWindow();
+        }
         if (p.rewardPerReplica == 0) revert ZeroAmount();
         uint96 collateral = _toUint96(p.collateralPerReplica);
         uint256 escrow = uint256(_toUint96(p.rewardPerReplica)) * p.replicas;
@@ -673,10 +678,9 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
         return info.id;
     }
 
+    /// @dev `window` seconds from now. Fits 32 bits: {_post} bounded the sum of a job's windows.
     function _deadline(uint32 window) private view returns (uint32) {
-        uint256 deadline = block.timestamp + window;
-        if (deadline > type(uint32).max) revert InvalidWindow();
-        return uint32(deadline);
+        return uint32(block.timestamp + window);
     }
 
     function _requireSameLength(uint256 expected, uint256 actual) private pure {

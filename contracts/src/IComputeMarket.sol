@@ -99,7 +99,8 @@ interface IComputeMarket {
     error ZeroAddress();
     /// @notice `replicas` is outside 1..15.
     error InvalidReplicas(uint8 replicas);
-    /// @notice A claim, run or reveal window of zero seconds.
+    /// @notice A claim, run or reveal window of zero seconds, or windows whose deadlines would
+    /// fall after 2106 (deadlines are 32-bit timestamps).
     error InvalidWindow();
     /// @notice `token` is not on the payment allow-list.
     error TokenNotAllowed(address token);
