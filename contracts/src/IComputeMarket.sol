@@ -187,8 +187,9 @@ interface IComputeMarket {
     event Credited(address indexed account, address indexed token, uint256 indexed jobId, uint256 amount);
     /// @notice `account` withdrew `amount` of its `token` credit.
     event Withdrawn(address indexed account, address indexed token, uint256 amount);
-    /// @notice A batch item was skipped because another transaction got there first; `reason`
-    /// is the selector of the error the single-item form would have reverted with.
+    /// @notice A batch item was skipped because its job no longer allows the action (another
+    /// transaction, or an earlier item of the same batch, got there first, or a deadline passed);
+    /// `reason` is the selector of the error the single-item form would have reverted with.
     event BatchItemSkipped(uint256 indexed jobId, address indexed caller, bytes4 reason);
     /// @notice The protocol fee for jobs posted from now on.
     event FeeUpdated(uint256 feeBps);
