@@ -183,6 +183,57 @@ def devnet(
         console.print(f"{kind} stopped.")
 
 
+market_app = typer.Typer(help="The marketplace service: indexer, REST API, dashboard.", no_args_is_help=True)
+app.add_typer(market_app, name="market")
+
+
+@market_app.command("index")
+def market_index(
+    market: Annotated[str, typer.Option(help="ComputeMarket address")],
+    rpc: Annotated[str | None, typer.Option(help="JSON-RPC URL [default: $CMARKET_RPC_URL]")] = None,
+    db: Annotated[str, typer.Option(help="SQLAlchemy URL of the store")] = "sqlite:///cmarket.db",
+    from_block: Annotated[int, typer.Option(min=0, help="first block to index")] = 0,
+    finality_depth: Annotated[int, typer.Option(min=1, help="blocks after which a reorg is refused")] = 64,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.01, help="seconds between polls once caught up")
+    ] = 0.5,
+    until_caught_up: Annotated[bool, typer.Option(help="exit once the index reaches the head")] = False,
+) -> None:
+    """Run the indexer alone: follow the chain into the store until Ctrl-C."""
+    import logging
+
+    from eth_utils import is_address
+
+    from .chain.rpc import RpcClient
+    from .indexer.sync import Indexer, IndexerError, StepResult
+    from .store.database import make_engine, migrate
+
+    if not is_address(market):
+        fail(f"--market {market!r} is not an address")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = settings()
+    engine = make_engine(db)
+    migrate(engine)
+    client = RpcClient(rpc or config.rpc_url, timeout=config.rpc_timeout)
+    indexer = Indexer(engine, client, market, start_block=from_block, finality_depth=finality_depth)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def report(result: StepResult) -> None:
+        if result.events or result.reorged_to is not None:
+            console.print(f"indexed blocks {result.from_block}..{result.to_block}: {result.events} events")
+        if until_caught_up and result.caught_up:
+            stop.set()
+
+    try:
+        indexer.initialize()
+        indexer.run(stop, poll_interval=poll_interval, on_step=report)
+    except IndexerError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
 @app.command()
 def demo(
     chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",

@@ -1,0 +1,1 @@
+"""The indexer: follows ComputeMarket's events into the SQL store, undoing reorganized blocks."""
