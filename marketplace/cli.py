@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3 import Web3
 
+    from .client import Requester
     from .config import Settings
 
 app = typer.Typer(
@@ -232,6 +234,314 @@ def market_index(
         fail(str(exc))
     except KeyboardInterrupt:
         pass
+
+
+@market_app.command("serve")
+def market_serve(
+    market: Annotated[str, typer.Option(help="ComputeMarket address")],
+    rpc: Annotated[str | None, typer.Option(help="JSON-RPC URL [default: $CMARKET_RPC_URL]")] = None,
+    db: Annotated[str, typer.Option(help="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://...")] = (
+        "sqlite:///cmarket.db"
+    ),
+    from_block: Annotated[int, typer.Option(min=0, help="first block to index")] = 0,
+    finality_depth: Annotated[int, typer.Option(min=1, help="blocks after which a reorg is refused")] = 64,
+    blobs: Annotated[Path, typer.Option(help="directory of the blob store")] = Path("blobs"),
+    max_blob_mb: Annotated[int, typer.Option(min=1, help="largest blob accepted, MiB")] = 64,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    poll_interval: Annotated[float, typer.Option(min=0.01, help="seconds between chain polls")] = 0.25,
+) -> None:
+    """Run the indexer, the REST API and the dashboard in one process."""
+    import logging
+
+    import uvicorn
+    from eth_utils import is_address
+
+    from .api.app import create_app
+    from .chain.rpc import RpcClient
+    from .indexer.sync import Indexer, IndexerError
+    from .store.blobs import FilesystemBlobStore
+    from .store.database import make_engine, migrate
+
+    if not is_address(market):
+        fail(f"--market {market!r} is not an address")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = settings()
+    engine = make_engine(db)
+    migrate(engine)
+    indexer = Indexer(
+        engine,
+        RpcClient(rpc or config.rpc_url, timeout=config.rpc_timeout),
+        market,
+        start_block=from_block,
+        finality_depth=finality_depth,
+    )
+    try:
+        indexer.initialize()
+    except IndexerError as exc:
+        fail(str(exc))
+    except Exception as exc:
+        fail(f"cannot start indexing {rpc or config.rpc_url}: {exc}")
+    stop = threading.Event()
+
+    def index() -> None:
+        try:
+            indexer.run(stop, poll_interval=poll_interval)
+        except IndexerError as exc:
+            logging.getLogger("cmarket.indexer").error("indexer halted: %s", exc)
+
+    worker = threading.Thread(target=index, name="indexer", daemon=True)
+    worker.start()
+    app_ = create_app(engine, FilesystemBlobStore(blobs), max_blob_bytes=max_blob_mb * 1024 * 1024)
+    server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))
+    console.print(f"marketplace for {market}: http://{host}:{port}/  (API docs at /docs)")
+    try:
+        server.run()
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+
+
+job_app = typer.Typer(help="Requester commands: submit jobs, follow them, fetch verified results.")
+app.add_typer(job_app, name="job")
+
+RpcOption = Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL [default: $CMARKET_RPC_URL]")]
+ApiOption = Annotated[str, typer.Option("--api", help="marketplace service URL")]
+MarketOption = Annotated[
+    str | None, typer.Option("--market", help="ComputeMarket address [default: deployments/<chain_id>.json]")
+]
+KeyOption = Annotated[str | None, typer.Option("--key", help="requester private key, hex")]
+KeystoreOption = Annotated[Path | None, typer.Option("--keystore", help="requester keystore file")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+DEFAULT_API = "http://127.0.0.1:8000"
+
+
+def requester_for(
+    rpc: str | None,
+    api: str,
+    market: str | None,
+    key: str | None,
+    keystore: Path | None,
+    account_index: int = 2,
+) -> Requester:
+    """A Requester from command-line options (the devnet's account 2 by default on a devnet)."""
+    from eth_utils import is_address
+
+    from .chain.deploy import Deployment
+    from .chain.devnet import DEVNET_CHAIN_IDS, devnet_accounts
+    from .chain.market import Market, MarketActor
+    from .chain.sender import TxSender
+    from .client import MarketplaceApi, Requester
+
+    config = settings()
+    w3, chain_id = connect_checked(rpc or config.rpc_url, None, config.rpc_timeout)
+    if market is None:
+        path = config.deployments_dir / f"{chain_id}.json"
+        if not path.exists():
+            fail(f"no --market given and no {path}: deploy first or pass --market")
+        market = Deployment.read(path).market
+    if not is_address(market):
+        fail(f"--market {market!r} is not an address")
+    if key is None and keystore is None and chain_id in DEVNET_CHAIN_IDS:
+        account = devnet_accounts()[account_index]
+    else:
+        account = signing_account(key, keystore, config.keystore_password, chain_id)
+    sender = TxSender(w3, account, receipt_timeout=config.receipt_timeout)
+    return Requester(MarketplaceApi(api), MarketActor(Market(w3, market), sender))
+
+
+def parse_amount(text: str, decimals: int = 18) -> int:
+    """'0.01' in token units -> base units; refuses negatives and more precision than the token has."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        fail(f"{text!r} is not a number")
+    units = value.scaleb(decimals)
+    if value <= 0 or units != units.to_integral_value():
+        fail(f"{text!r} must be positive with at most {decimals} decimals")
+    return int(units)
+
+
+@job_app.command("submit")
+def job_submit(
+    spec: Annotated[Path, typer.Option(help="job spec, a JSON file (workload, args, limits)")],
+    reward: Annotated[str, typer.Option(help="reward per replica in token units, e.g. 0.01")],
+    inputs: Annotated[list[Path] | None, typer.Option("--input", help="input file (repeatable)")] = None,
+    replicas: Annotated[int, typer.Option(min=1, max=15)] = 1,
+    token: Annotated[str, typer.Option(help="ETH or an allow-listed ERC-20 address")] = "ETH",
+    collateral: Annotated[str, typer.Option(help="collateral per replica in stake-token units")] = "0",
+    claim_window: Annotated[int, typer.Option(min=1, help="seconds")] = 3600,
+    run_timeout: Annotated[int, typer.Option(min=1, help="seconds")] = 3600,
+    reveal_window: Annotated[int, typer.Option(min=1, help="seconds")] = 3600,
+    api: ApiOption = DEFAULT_API,
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+    keystore: KeystoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upload a spec and its inputs, post the job, print its id."""
+    from eth_utils import is_address
+
+    from .chain.market import ETH, bind
+    from .errors import MarketError
+
+    try:
+        document = json.loads(spec.read_text())
+    except FileNotFoundError:
+        fail(f"spec {spec} does not exist")
+    except json.JSONDecodeError as exc:
+        fail(f"spec {spec} is not JSON: {exc}")
+    if not isinstance(document, dict) or "workload" not in document:
+        fail(f"spec {spec} must be a JSON object with a 'workload'")
+    blobs = []
+    for path in inputs or []:
+        try:
+            blobs.append(path.read_bytes())
+        except OSError as exc:
+            fail(f"cannot read input {path}: {exc}")
+    token_address = ETH if token.upper() == "ETH" else token
+    if not is_address(token_address):
+        fail(f"--token must be ETH or an address, not {token!r}")
+    requester = requester_for(rpc, api, market, key, keystore)
+    decimals = 18
+    if token_address != ETH:
+        decimals = int(bind(requester.market.w3, "TestToken", token_address).functions.decimals().call())
+    try:
+        submitted = requester.submit(
+            document,
+            blobs,
+            reward_per_replica=parse_amount(reward, decimals),
+            replicas=replicas,
+            token=token_address,
+            collateral_per_replica=parse_amount(collateral) if collateral != "0" else 0,
+            claim_window=claim_window,
+            run_timeout=run_timeout,
+            reveal_window=reveal_window,
+        )
+    except MarketError as exc:
+        fail(str(exc))
+    if as_json:
+        receipt = submitted.transaction.receipt
+        summary = {
+            "job_id": submitted.job_id,
+            "spec": submitted.spec.digest,
+            "inputs": [ref.digest for ref in submitted.inputs],
+            "tx_hash": receipt["transactionHash"].to_0x_hex(),
+        }
+        print(json.dumps(summary))
+    else:
+        console.print(f"job [bold]{submitted.job_id}[/] posted (spec {submitted.spec.digest[:16]}…)")
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    return (
+        f"job {job['id']}: [bold]{job['status']}[/]  claims {job['claims']}/{job['replicas']}"
+        f"  commits {job['commits']}/{job['replicas']}  reveals {job['reveals']}/{job['replicas']}"
+    )
+
+
+@job_app.command("status")
+def job_status(
+    job_id: Annotated[int, typer.Argument(min=1)],
+    api: ApiOption = DEFAULT_API,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a job as the marketplace indexed it."""
+    from .client import ClientError, MarketplaceApi
+
+    try:
+        job = MarketplaceApi(api).job(job_id)
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(job))
+        return
+    console.print(_job_line(job))
+    for assignment in job.get("assignments", []):
+        outcome = f" → {assignment['outcome']}" if assignment.get("outcome") else ""
+        console.print(
+            f"  slot {assignment['slot']}: {assignment['provider']} {assignment['status']}{outcome}"
+        )
+    if job.get("result_hash"):
+        console.print(f"  result {job['result_hash']}")
+
+
+@job_app.command("wait")
+def job_wait(
+    job_id: Annotated[int, typer.Argument(min=1)],
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds")] = 600.0,
+    api: ApiOption = DEFAULT_API,
+) -> None:
+    """Follow a job until it completes, fails or is cancelled (exit 1 unless it completed)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .client import ClientError, MarketplaceApi
+
+    client = MarketplaceApi(api)
+    steps = {"open": 0, "running": 1, "revealing": 2, "completed": 3, "failed": 3, "cancelled": 3}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=False
+    ) as progress:
+        task = progress.add_task(f"job {job_id}: waiting for the index", total=3)
+
+        def update(job: dict[str, Any]) -> None:
+            progress.update(task, completed=steps.get(job["status"], 0), description=_job_line(job))
+
+        try:
+            job = client.wait(job_id, timeout=timeout, on_update=update)
+        except ClientError as exc:
+            fail(str(exc))
+    if job["status"] != "completed":
+        raise typer.Exit(1)
+
+
+@job_app.command("result")
+def job_result(
+    job_id: Annotated[int, typer.Argument(min=1)],
+    out: Annotated[Path | None, typer.Option(help="write the result here [default: stdout]")] = None,
+    api: ApiOption = DEFAULT_API,
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+) -> None:
+    """Download a job's result and verify it against the result hash settled on-chain."""
+    from .errors import MarketError
+
+    requester = requester_for(rpc, api, market, None, None)
+    try:
+        data = requester.result(job_id)
+    except MarketError as exc:
+        fail(str(exc))
+    errors_console.print(
+        f"result of job {job_id}: {len(data)} bytes, SHA-256 matches the on-chain result hash"
+    )
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(data)
+
+
+@job_app.command("cancel")
+def job_cancel(
+    job_id: Annotated[int, typer.Argument(min=1)],
+    api: ApiOption = DEFAULT_API,
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+    keystore: KeystoreOption = None,
+) -> None:
+    """Cancel an open job (yours while unclaimed, or anyone's slot after its claim window)."""
+    from .errors import MarketError
+
+    requester = requester_for(rpc, api, market, key, keystore)
+    try:
+        requester.cancel(job_id)
+    except MarketError as exc:
+        fail(str(exc))
+    console.print(f"job {job_id} cancelled; its escrow is credited back to the requester")
 
 
 @app.command()
