@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup test demo lint contracts check-contracts slither gas lock clean
+.PHONY: all setup test demo lint contracts slither gas bench lock clean
 
 all: test
 
@@ -47,6 +47,11 @@ slither: setup
 
 gas: setup
 	$(PY) bench/gas.py
+
+# Every benchmark, each writing its section of bench/BENCHMARKS.md.
+bench: setup
+	$(PY) bench/gas.py
+	$(PY) bench/indexer.py
 
 # Re-pins requirements.lock from pyproject.toml in a scratch virtualenv.
 lock:

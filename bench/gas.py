@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from report import BENCHMARKS_PATH, write_section
 from web3 import Web3
 
 from marketplace import artifacts
@@ -37,14 +38,8 @@ from marketplace.chain.sender import TxSender
 from marketplace.hashing import commitment
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS_PATH = BENCH_DIR / "BENCHMARKS.md"
 SNAPSHOT_PATH = BENCH_DIR / "gas-snapshot.json"
 SECTION_HEADING = "## Gas"
-BENCHMARKS_HEADER = (
-    "# Benchmarks\n\n"
-    "Measured figures for ComputeMarket. Each section names the command that produced it; "
-    "re-run that command to refresh the section (other sections are left as they are).\n"
-)
 
 ETHER = 10**18
 FEE_BPS = 100
@@ -464,21 +459,8 @@ def render_section(report: Report, command: str, node: str) -> str:
     return "\n".join(lines)
 
 
-def replace_section(document: str, heading: str, section: str) -> str:
-    """`document` with the `heading` section (up to the next "## " heading) replaced by `section`,
-    or with `section` appended when there is none."""
-    lines = document.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
-    if start is None:
-        return document.rstrip("\n") + "\n\n" + section
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-
-
 def write_benchmarks(section: str, path: Path = BENCHMARKS_PATH) -> None:
-    document = path.read_text() if path.exists() else BENCHMARKS_HEADER
-    path.write_text(replace_section(document, SECTION_HEADING, section))
+    write_section(SECTION_HEADING, section, path)
 
 
 def write_snapshot(entries: dict[str, int], path: Path = SNAPSHOT_PATH) -> None:

@@ -7,6 +7,7 @@ enums stay integers; addresses are checksummed; bytes32 become 0x-prefixed hex.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -18,11 +19,30 @@ from .. import artifacts
 _INTEGER_FIELDS = {"jobId", "claimDeadline", "commitDeadline", "readyAt"}
 
 
+_STATIC_WORD_TYPES = {"address", "bool", "bytes32"} | {f"uint{bits}" for bits in range(8, 257, 8)}
+
+
 @dataclass(frozen=True)
 class EventSpec:
     name: str
     indexed: tuple[tuple[str, str], ...]
     data: tuple[tuple[str, str], ...]
+
+    @property
+    def static_data(self) -> bool:
+        """Whether every data field is one 32-byte word, so it can be sliced instead of ABI-decoded."""
+        return all(type_ in _STATIC_WORD_TYPES for _, type_ in self.data)
+
+
+def _word(name: str, type_: str, word: bytes) -> Any:
+    """One static ABI word as a JSON-ready value."""
+    if type_ == "address":
+        return _checksum("0x" + word[12:].hex())
+    if type_ == "bytes32":
+        return "0x" + word.hex()
+    if type_ == "bool":
+        return word[-1] == 1
+    return _jsonable(name, type_, int.from_bytes(word, "big"))
 
 
 @dataclass(frozen=True)
@@ -36,11 +56,17 @@ class DecodedLog:
     removed: bool
 
 
+@lru_cache(maxsize=65_536)
+def _checksum(address: str) -> str:
+    """Checksummed address, cached: a market's events name the same few accounts over and over."""
+    return str(to_checksum_address(address))
+
+
 def _jsonable(name: str, type_: str, value: Any) -> Any:
     if type_ == "address":
-        return to_checksum_address(value)
+        return _checksum(value)
     if type_.startswith("address["):
-        return [to_checksum_address(item) for item in value]
+        return [_checksum(item) for item in value]
     if type_.startswith("bytes"):
         return "0x" + bytes(value).hex()
     if type_ == "uint256" and name not in _INTEGER_FIELDS:
@@ -59,11 +85,14 @@ class LogDecoder:
                 continue
             topic = "0x" + event_abi_to_log_topic(entry).hex()  # type: ignore[arg-type]
             inputs = entry["inputs"]
-            self._specs[topic] = EventSpec(
+            spec = EventSpec(
                 entry["name"],
                 tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
                 tuple((i["name"], i["type"]) for i in inputs if not i["indexed"]),
             )
+            if not all(type_ in _STATIC_WORD_TYPES for _, type_ in spec.indexed):
+                raise ValueError(f"{spec.name} has an indexed dynamic field, which cannot be decoded")
+            self._specs[topic] = spec
 
     def decode(self, log: dict[str, Any]) -> DecodedLog | None:
         """The decoded log, or None when its topic is not one of the ABI's events."""
@@ -73,12 +102,16 @@ class LogDecoder:
             return None
         args: dict[str, Any] = {}
         for (name, type_), topic in zip(spec.indexed, topics[1:], strict=True):
-            (value,) = abi_decode([type_], bytes.fromhex(topic[2:]))
-            args[name] = _jsonable(name, type_, value)
+            args[name] = _word(name, type_, bytes.fromhex(topic[2:]))
         if spec.data:
-            values = abi_decode([type_ for _, type_ in spec.data], bytes.fromhex(log["data"][2:]))
-            for (name, type_), value in zip(spec.data, values, strict=True):
-                args[name] = _jsonable(name, type_, value)
+            data = bytes.fromhex(log["data"][2:])
+            if spec.static_data:
+                for index, (name, type_) in enumerate(spec.data):
+                    args[name] = _word(name, type_, data[32 * index : 32 * index + 32])
+            else:
+                values = abi_decode([type_ for _, type_ in spec.data], data)
+                for (name, type_), value in zip(spec.data, values, strict=True):
+                    args[name] = _jsonable(name, type_, value)
         return DecodedLog(
             name=spec.name,
             args=args,

@@ -80,6 +80,7 @@ class Indexer:
         finality_depth: int = 64,
         initial_range: int = 2_000,
         max_range: int = 50_000,
+        max_step_events: int = 20_000,
     ) -> None:
         if finality_depth < 1:
             raise ValueError("finality depth must be at least 1")
@@ -90,6 +91,7 @@ class Indexer:
         self.finality_depth = finality_depth
         self.range = initial_range
         self.max_range = max_range
+        self.max_step_events = max_step_events
         self.decoder = LogDecoder()
         self.halted: IndexerError | None = None
 
@@ -141,6 +143,12 @@ class Indexer:
         raw_logs = self._fetch_logs(first, to)
         to = min(to, first + self.range - 1)  # the range may have shrunk while fetching
         raw_logs = [entry for entry in raw_logs if int(entry["blockNumber"], 16) <= to]
+        if len(raw_logs) > self.max_step_events:
+            # Keep one transaction's size bounded: stop at a block boundary past the budget.
+            cut = int(raw_logs[self.max_step_events]["blockNumber"], 16)
+            to = max(first, cut - 1) if cut > first else cut
+            raw_logs = [entry for entry in raw_logs if int(entry["blockNumber"], 16) <= to]
+            self.range = max(1, to - first + 1)
         decoded = [
             d for d in (self.decoder.decode(entry) for entry in raw_logs) if d is not None and not d.removed
         ]
@@ -177,7 +185,7 @@ class Indexer:
         metrics.BLOCKS_INDEXED.inc(to - first + 1)
         metrics.EVENTS_PER_SECOND.set(len(decoded) / elapsed if elapsed > 0 else 0)
         self._record_head(head, to)
-        if len(decoded) < 5_000:
+        if len(decoded) < self.max_step_events // 4:
             self.range = min(self.range * 2, self.max_range)
         return StepResult(first, to, len(decoded), head)
 

@@ -66,10 +66,25 @@ class Projector:
             for key in chunk:
                 self._rows[name].setdefault(key, None)
 
+    def _covered(self, name: str, key: Key) -> bool:
+        """Whether a prefetch_where_in already loaded every row that could have this key."""
+        for column_index, column in enumerate(_primary_key(name)):
+            if (name, column, key[column_index]) in self._groups:
+                return True
+        return False
+
+    def _ensure(self, name: str, key: Key) -> None:
+        if key in self._rows[name]:
+            return
+        if self._covered(name, key):
+            self._rows[name][key] = None  # its group is loaded and it was not in it
+        else:
+            self.prefetch(name, [key])
+
     def get(self, name: str, key: Key) -> Row | None:
         """The row's current value (a copy to change and `put` back), or None if there is none."""
         if key not in self._rows[name]:
-            self.prefetch(name, [key])
+            self._ensure(name, key)
         row = self._rows[name][key]
         return None if row is None else dict(row)
 
@@ -106,7 +121,8 @@ class Projector:
     def put(self, name: str, row: Row, block: int | None) -> None:
         """Stores `row`; `block` is the block whose event changed it, or None if it can no longer reorg."""
         key = tuple(row[column] for column in _primary_key(name))
-        before = self._rows[name].get(key) if key in self._rows[name] else self._load_for_write(name, key)
+        self._ensure(name, key)
+        before = self._rows[name][key]
         if block is not None and (name, key, block) not in self._journaled:
             self._journaled.add((name, key, block))
             self._journal.append(
@@ -117,10 +133,6 @@ class Projector:
         for (table_name, column), index in self._index.items():
             if table_name == name:
                 index.setdefault(row[column], set()).add(key)
-
-    def _load_for_write(self, name: str, key: Key) -> Row | None:
-        self.prefetch(name, [key])
-        return self._rows[name][key]
 
     def flush(self) -> None:
         """Writes every changed row and the journal."""

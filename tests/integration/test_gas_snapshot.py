@@ -26,6 +26,8 @@ def load_gas_bench() -> ModuleType:
     name = "computemarket_bench_gas"
     if name in sys.modules:
         return sys.modules[name]
+    if str(GAS_SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(GAS_SCRIPT.parent))  # as when run as a script: bench/ holds its helpers
     spec = importlib.util.spec_from_file_location(name, GAS_SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
