@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from report import BENCHMARKS_PATH, write_section
 from web3 import Web3
 
 from marketplace import artifacts
@@ -36,6 +35,8 @@ from marketplace.chain.devnet import Devnet
 from marketplace.chain.market import ETH, JobParams, Market, MarketActor, TxResult, bind, encode_call
 from marketplace.chain.sender import TxSender
 from marketplace.hashing import commitment
+
+from report import BENCHMARKS_PATH, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 SNAPSHOT_PATH = BENCH_DIR / "gas-snapshot.json"

@@ -29,6 +29,7 @@ from marketplace.chain.rpc import RpcClient
 from marketplace.indexer.sync import Indexer
 from marketplace.store.database import make_engine, migrate
 from marketplace.store.schema import Job, RawEvent
+
 from report import write_section
 
 EVENTS_PER_JOB = 7  # JobPosted, JobClaimed, JobStarted, ResultRevealed, 2x Credited, JobFinalized
@@ -144,8 +145,8 @@ def render(result: Result, command: str) -> str:
             "",
             "| Measurement | Time | Events/s | Target |",
             "|---|---:|---:|---|",
-            f"| raw `eth_getLogs` of the whole range (no decoding, no database) | {result.fetch_seconds:.2f}s "
-            f"| {result.fetch_rate:,.0f} | |",
+            f"| raw `eth_getLogs` of the whole range (no decoding, no database) "
+            f"| {result.fetch_seconds:.2f}s | {result.fetch_rate:,.0f} | |",
             f"| indexer catch-up: fetch, decode, project, commit ({result.steps} steps) "
             f"| {result.index_seconds:.2f}s | {result.index_rate:,.0f} "
             f"| ≥ {TARGET_EVENTS_PER_SECOND:,} events/s: {verdict} |",
