@@ -110,11 +110,12 @@ class Indexer:
                     )
                 )  # fmt: skip
                 return
-        if state.chain_id != chain_id or state.market != self.market:
-            raise IndexerError(
-                f"this database indexes market {state.market} on chain {state.chain_id}, "
-                f"not {self.market} on chain {chain_id}: use another --db"
-            )
+            # Compared inside the session: once it closes, the (expired) row can no longer be read.
+            if state.chain_id != chain_id or state.market != self.market:
+                raise IndexerError(
+                    f"this database indexes market {state.market} on chain {state.chain_id}, "
+                    f"not {self.market} on chain {chain_id}: use another --db"
+                )
 
     def checkpoint(self) -> ChainState:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -130,7 +131,9 @@ class Indexer:
         last = state.last_block
         final_boundary = head - self.finality_depth  # blocks at or below it can no longer change
 
-        if state.last_block_hash is not None and last > final_boundary:
+        # Checked even once `last` is below the boundary (the indexer was stopped while the chain
+        # moved on): a branch replaced since then may still be within the stored headers and journal.
+        if state.last_block_hash is not None:
             (header,) = self.rpc.headers([last])
             if header is None or header["hash"] != state.last_block_hash:
                 return self._undo_reorg(state, head)
@@ -153,7 +156,9 @@ class Indexer:
             d for d in (self.decoder.decode(entry) for entry in raw_logs) if d is not None and not d.removed
         ]
 
-        recent = range(max(first, final_boundary + 1), to + 1)
+        # Headers from the boundary block up: it is the common ancestor of a reorg of exactly
+        # `finality_depth` blocks. Changes are journaled only above it (see _apply).
+        recent = range(max(first, final_boundary), to + 1)
         wanted = sorted({*recent, *(d.block_number for d in decoded), to})
         headers = dict(zip(wanted, self._headers(wanted), strict=True))
         self._check_consistency(state, first, recent, headers, decoded)

@@ -172,9 +172,10 @@ def undo_after(connection: Connection, block: int) -> int:
     Returns how many journal entries were undone. Entries are replayed newest first, so a row
     changed in several blocks ends up as it was before the earliest of them.
     """
+    # Rows, not .scalars(): on a Core connection that would yield only each entry's first column.
     entries = connection.execute(
         select(JournalEntry).where(JournalEntry.block_number > block).order_by(JournalEntry.id.desc())
-    ).scalars()
+    ).all()
     undone = 0
     for entry in entries:
         table = _table(entry.table_name)

@@ -396,8 +396,14 @@ def test_withdraw_stake_around_unbonding_ready_at(chain: Chain, offset: int) -> 
 def test_windows_reaching_past_2106_are_rejected_at_posting(chain: Chain, window: str) -> None:
     # Deadlines are 32-bit timestamps: a job whose last possible deadline would not fit is refused
     # up front, instead of wrapping (or reverting) at a later claim, commit or reveal.
+    windows = {"claim_window": 60, "run_timeout": 60, "reveal_window": 60, window: UINT32_MAX - 1000}
     with pytest.raises(InvalidWindow):
-        post(chain, **{window: UINT32_MAX - 1000})
+        post(
+            chain,
+            claim_window=windows["claim_window"],
+            run_timeout=windows["run_timeout"],
+            reveal_window=windows["reveal_window"],
+        )
 
 
 def test_windows_ending_exactly_at_the_32_bit_limit_run_to_completion(chain: Chain) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.errors import AssignmentStatus, JobStatus
 from marketplace.chain.market import ETH
+from marketplace.errors import AssignmentStatus, JobStatus
 from tests.helpers import (
     ETHER,
     FEE_BPS,

@@ -1,0 +1,1 @@
+"""The marketplace REST API (FastAPI): `create_app(engine, blobs)` in `app.py`."""

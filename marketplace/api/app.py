@@ -1,0 +1,64 @@
+"""The marketplace's read-only REST API: jobs, providers, stats, blobs, a live event stream.
+
+It serves what the indexer stored and never signs or sends a transaction. Routes live in
+`routes/`, response shapes in `schemas.py`, the SQL behind them in `queries.py`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from ..store.blobs import BlobStore
+from .cache import ResponseCache
+from .deps import ApiSettings, Database, Services
+from .errors import install_error_handlers
+from .middleware import LatencyMiddleware
+from .routes import blobs as blob_routes
+from .routes import events, health, jobs, providers, stats
+
+MIB = 1024 * 1024
+
+
+def create_app(
+    engine: Engine,
+    blobs: BlobStore,
+    *,
+    max_blob_bytes: int = 64 * MIB,
+    healthy_lag_blocks: int = 3,
+    stream_poll_seconds: float = 0.2,
+    stream_keepalive_seconds: float = 15.0,
+    response_cache_entries: int = 4096,
+    db_threads: int = 2,
+) -> FastAPI:
+    """The API over the store behind `engine` and the blob store `blobs`.
+
+    `/health` says "ok" while the index is at most `healthy_lag_blocks` behind the chain head;
+    `/v1/events` polls for new events every `stream_poll_seconds` and sends a keep-alive comment
+    after `stream_keepalive_seconds` of silence. Up to `response_cache_entries` answers of the
+    single-job, single-provider and stats routes are cached until the index changes. At most
+    `db_threads` worker threads run SQL at once: with SQLite, more only contend for the GIL.
+    """
+    if max_blob_bytes < 1:
+        raise ValueError("max_blob_bytes must be positive")
+    app = FastAPI(
+        title="ComputeMarket marketplace",
+        summary="Read-only view of a ComputeMarket contract's jobs, providers and events; blob storage.",
+        version="1",
+    )
+    app.state.services = Services(
+        database=Database(engine, max_threads=db_threads),
+        cache=ResponseCache(response_cache_entries),
+        blobs=blobs,
+        settings=ApiSettings(
+            max_blob_bytes=max_blob_bytes,
+            healthy_lag_blocks=healthy_lag_blocks,
+            stream_poll_seconds=stream_poll_seconds,
+            stream_keepalive_seconds=stream_keepalive_seconds,
+        ),
+    )
+    for module in (health, jobs, providers, stats, blob_routes, events):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(LatencyMiddleware)
+    return app

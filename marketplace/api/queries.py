@@ -1,0 +1,348 @@
+"""Read queries of the API over the indexer's tables: each answer in a fixed, small number of queries.
+
+The stored job status is the last event's; the API reports the EFFECTIVE status the contract
+computes: a Running job whose commit deadline is earlier than the newest indexed block's time is
+Revealing (the contract moves it there lazily, without an event).
+
+Queries run on a plain Connection (these are Core reads: an ORM Session would only add
+overhead), and the statements of the frequent reads are built once at import, since building
+a select costs more than running it on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
+
+from ..store.schema import Assignment, Balance, ChainState, Job, Provider, RawEvent, TokenTotals
+from . import schemas
+from .errors import NotFound
+from .schemas import JobState
+
+JOBS = cast(Table, Job.__table__)
+ASSIGNMENTS = cast(Table, Assignment.__table__)
+EVENTS = cast(Table, RawEvent.__table__)
+PROVIDERS = cast(Table, Provider.__table__)
+BALANCES = cast(Table, Balance.__table__)
+TOTALS = cast(Table, TokenTotals.__table__)
+CHAIN = cast(Table, ChainState.__table__)
+
+_JOB_COLUMNS = list(JOBS.c)
+_ASSIGNMENT_COLUMNS = [ASSIGNMENTS.c[name] for name in schemas.Assignment.model_fields]
+# Event arguments are read as JSON text, which the schemas parse (see TimelineEvent.args).
+_ARGS_TEXT = EVENTS.c.args.cast(Text).label("args")
+_TIMELINE_COLUMNS = [
+    _ARGS_TEXT if name == "args" else EVENTS.c[name] for name in schemas.TimelineEvent.model_fields
+]
+_STREAM_COLUMNS = [
+    _ARGS_TEXT if name == "args" else EVENTS.c[name] for name in schemas.StreamEvent.model_fields
+]
+_PROVIDER_COLUMNS = list(PROVIDERS.c)
+
+_CHAIN_STATE = select(CHAIN).order_by(CHAIN.c.id).limit(1)
+_CHECKPOINT = select(CHAIN.c.last_block, CHAIN.c.last_block_hash).order_by(CHAIN.c.id).limit(1)
+_CHAIN_TIME = select(CHAIN.c.last_block_timestamp).order_by(CHAIN.c.id).limit(1).scalar_subquery()
+_NOW = select(_CHAIN_TIME)
+
+_JOB_BY_ID = select(*_JOB_COLUMNS, _CHAIN_TIME.label("now")).where(JOBS.c.id == bindparam("job_id"))
+_ASSIGNMENTS_OF_JOB = (
+    select(*_ASSIGNMENT_COLUMNS)
+    .where(ASSIGNMENTS.c.job_id == bindparam("job_id"))
+    .order_by(ASSIGNMENTS.c.slot)
+)
+_TIMELINE_OF_JOB = (
+    select(*_TIMELINE_COLUMNS).where(EVENTS.c.job_id == bindparam("job_id")).order_by(EVENTS.c.position)
+)
+_ASSIGNMENTS_OF_JOBS = (
+    select(ASSIGNMENTS.c.job_id, *_ASSIGNMENT_COLUMNS)
+    .where(ASSIGNMENTS.c.job_id.in_(bindparam("job_ids", expanding=True)))
+    .order_by(ASSIGNMENTS.c.job_id, ASSIGNMENTS.c.slot)
+)
+_PROVIDER_PAGE = select(*_PROVIDER_COLUMNS).order_by(PROVIDERS.c.address).limit(bindparam("limit"))
+_PROVIDER_PAGE_AFTER = _PROVIDER_PAGE.where(PROVIDERS.c.address > bindparam("after"))
+_CREDITS_OF = (
+    select(BALANCES.c.account, BALANCES.c.token, BALANCES.c.credited)
+    .where(BALANCES.c.account.in_(bindparam("accounts", expanding=True)))
+    .order_by(BALANCES.c.account, BALANCES.c.token)
+)
+_PROVIDER_BY_ADDRESS = select(*_PROVIDER_COLUMNS).where(PROVIDERS.c.address == bindparam("address"))
+# Slashed events are found through the jobs the provider claimed (indexed), not by scanning all events.
+_SLASH_EVENTS_OF_PROVIDER = (
+    select(*_STREAM_COLUMNS)
+    .where(
+        EVENTS.c.job_id.in_(
+            select(ASSIGNMENTS.c.job_id).where(ASSIGNMENTS.c.provider == bindparam("address"))
+        ),
+        EVENTS.c.name == "Slashed",
+    )
+    .order_by(EVENTS.c.position)
+)
+_LATEST_POSITION = select(func.max(EVENTS.c.position))
+_EVENTS_AFTER = (
+    select(*_STREAM_COLUMNS)
+    .where(EVENTS.c.position > bindparam("position"))
+    .order_by(EVENTS.c.position)
+    .limit(bindparam("limit"))
+)
+_COMPLETED = JOBS.c.status == "completed"
+_DURATION = JOBS.c.finished_at - JOBS.c.posted_at
+_COMPLETED_COUNT = select(func.count()).select_from(JOBS).where(_COMPLETED)
+_VOLUME = select(TOTALS.c.token, TOTALS.c.escrowed).order_by(TOTALS.c.token)
+_STAKES = select(PROVIDERS.c.staked, PROVIDERS.c.locked)
+
+
+# ── effective status ──
+
+
+def effective_status(status: str, commit_deadline: int | None, now: int | None) -> JobState:
+    if status == "running" and commit_deadline is not None and now is not None and commit_deadline < now:
+        return JobState.REVEALING
+    return JobState(status)
+
+
+def _effective_status_sql(now: int | None) -> ColumnElement[str]:
+    if now is None:
+        return JOBS.c.status
+    past_deadline = and_(JOBS.c.status == "running", JOBS.c.commit_deadline < now)
+    return case((past_deadline, literal("revealing")), else_=JOBS.c.status)
+
+
+def _status_filter(state: JobState, now: int | None) -> ColumnElement[bool]:
+    if now is None or state not in (JobState.RUNNING, JobState.REVEALING):
+        return JOBS.c.status == state.value
+    past_deadline = and_(JOBS.c.status == "running", JOBS.c.commit_deadline < now)
+    if state is JobState.REVEALING:
+        return or_(JOBS.c.status == "revealing", past_deadline)
+    return and_(
+        JOBS.c.status == "running", or_(JOBS.c.commit_deadline.is_(None), JOBS.c.commit_deadline >= now)
+    )
+
+
+def checkpoint(connection: Connection) -> tuple[int, str | None] | None:
+    """The indexer's position (last block and its hash), None before it started. The indexer
+    writes it in the same transaction as everything else, so it changes whenever the data does."""
+    row = connection.execute(_CHECKPOINT).first()
+    return None if row is None else (row.last_block, row.last_block_hash)
+
+
+def _dicts(result: CursorResult[Any]) -> list[dict[str, Any]]:
+    """Rows as plain dicts, which pydantic validates much faster than Row mappings."""
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
+def chain_time(connection: Connection) -> int | None:
+    """The timestamp of the newest indexed block: the API's "now"."""
+    return connection.execute(_NOW).scalar()
+
+
+# ── jobs ──
+
+
+def _assignments_by_job(connection: Connection, job_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not job_ids:
+        return found
+    for row in _dicts(connection.execute(_ASSIGNMENTS_OF_JOBS, {"job_ids": list(job_ids)})):
+        found[row["job_id"]].append(row)
+    return found
+
+
+def _with_effective_status(fields: dict[str, Any], now: int | None) -> dict[str, Any]:
+    fields["status"] = effective_status(fields["status"], fields["commit_deadline"], now)
+    return fields
+
+
+def job_detail(connection: Connection, job_id: int) -> schemas.JobDetail:
+    """One job with its assignments and timeline: three indexed lookups, validated in one pass."""
+    params = {"job_id": job_id}
+    found = _dicts(connection.execute(_JOB_BY_ID, params))
+    if not found:
+        raise NotFound(f"no job {job_id}")
+    fields = found[0]
+    _with_effective_status(fields, fields.pop("now"))
+    fields["assignments"] = _dicts(connection.execute(_ASSIGNMENTS_OF_JOB, params))
+    fields["timeline"] = _dicts(connection.execute(_TIMELINE_OF_JOB, params))
+    return schemas.JobDetail.model_validate(fields)
+
+
+def job_page(
+    connection: Connection,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    status: JobState | None = None,
+    requester: str | None = None,
+    provider: str | None = None,
+    token: str | None = None,
+) -> tuple[list[schemas.Job], bool]:
+    """Jobs newest first (id descending) below `before_id`, matching every given filter, with
+    their assignments; and whether more follow."""
+    now = chain_time(connection)
+    query = select(*_JOB_COLUMNS).order_by(JOBS.c.id.desc()).limit(limit + 1)
+    if before_id is not None:
+        query = query.where(JOBS.c.id < before_id)
+    if status is not None:
+        query = query.where(_status_filter(status, now))
+    if requester is not None:
+        query = query.where(JOBS.c.requester == requester)
+    if token is not None:
+        query = query.where(JOBS.c.token == token)
+    if provider is not None:
+        claimed = select(ASSIGNMENTS.c.job_id).where(ASSIGNMENTS.c.provider == provider)
+        query = query.where(JOBS.c.id.in_(claimed))
+    rows = _dicts(connection.execute(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    assignments = _assignments_by_job(connection, [row["id"] for row in rows])
+    jobs = [
+        schemas.Job.model_validate(
+            _with_effective_status({**row, "assignments": assignments[row["id"]]}, now)
+        )
+        for row in rows
+    ]
+    return jobs, more
+
+
+# ── providers ──
+
+
+def _earned(connection: Connection, addresses: Sequence[str]) -> dict[str, dict[str, str]]:
+    earned: dict[str, dict[str, str]] = defaultdict(dict)
+    if not addresses:
+        return earned
+    rows = connection.execute(_CREDITS_OF, {"accounts": list(addresses)})
+    for account, token, credited in rows:
+        if credited != "0":
+            earned[account][token] = credited
+    return earned
+
+
+def provider_page(
+    connection: Connection, *, limit: int, after: str | None = None
+) -> tuple[list[schemas.Provider], bool]:
+    """Providers by address after `after`, and whether more follow."""
+    if after is None:
+        rows = connection.execute(_PROVIDER_PAGE, {"limit": limit + 1}).all()
+    else:
+        rows = connection.execute(_PROVIDER_PAGE_AFTER, {"limit": limit + 1, "after": after}).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    earned = _earned(connection, [row.address for row in rows])
+    providers = [schemas.Provider(**row._mapping, earned=earned[row.address]) for row in rows]
+    return providers, more
+
+
+def provider_detail(connection: Connection, address: str) -> schemas.ProviderDetail:
+    """One provider, its earnings and the Slashed events against it."""
+    params = {"address": address}
+    row = connection.execute(_PROVIDER_BY_ADDRESS, params).first()
+    if row is None:
+        raise NotFound(f"no provider {address}")
+    events = [
+        schemas.StreamEvent.model_validate(event)
+        for event in _dicts(connection.execute(_SLASH_EVENTS_OF_PROVIDER, params))
+    ]
+    slashes = [
+        schemas.Slash(
+            job_id=event.job_id,
+            amount=event.args["amount"],
+            block_number=event.block_number,
+            block_timestamp=event.block_timestamp,
+            tx_hash=event.tx_hash,
+        )
+        for event in events
+        if event.args.get("provider") == address
+    ]
+    earned = _earned(connection, [address])[address]
+    return schemas.ProviderDetail(**row._mapping, earned=earned, slashes=slashes)
+
+
+# ── stats and health ──
+
+
+def _decimal_sum(values: Iterable[str]) -> str:
+    return str(sum(int(value) for value in values))
+
+
+def _median_completion(connection: Connection) -> float | None:
+    """Median of finished_at - posted_at over completed jobs, reading at most two rows."""
+    count = connection.execute(_COMPLETED_COUNT).scalar_one()
+    if count == 0:
+        return None
+    middle = connection.execute(
+        select(_DURATION).where(_COMPLETED).order_by(_DURATION).offset((count - 1) // 2).limit(2 - count % 2)
+    ).scalars()
+    values: list[int] = list(middle)
+    return sum(values) / len(values)
+
+
+def stats(connection: Connection) -> schemas.Stats:
+    """Market-wide figures; amounts are summed in Python since they overflow SQL integers."""
+    now = chain_time(connection)
+    status = _effective_status_sql(now).label("effective")
+    by_status = dict.fromkeys(JobState, 0)
+    for name, count in connection.execute(select(status, func.count()).group_by(status)):
+        by_status[JobState(name)] = count
+    volume = {token: escrowed for token, escrowed in connection.execute(_VOLUME)}
+    stakes = connection.execute(_STAKES).all()
+    return schemas.Stats(
+        jobs_by_status=by_status,
+        jobs_total=sum(by_status.values()),
+        volume=volume,
+        median_completion_seconds=_median_completion(connection),
+        providers=len(stakes),
+        total_staked=_decimal_sum(amount for row in stakes for amount in row),
+    )
+
+
+def health(connection: Connection, healthy_lag_blocks: int) -> schemas.Health:
+    """The indexer's checkpoint: "ok" within `healthy_lag_blocks` of the head it last saw."""
+    state = connection.execute(_CHAIN_STATE).first()
+    if state is None:
+        return schemas.Health(
+            status="not-initialized", chain_id=None, market=None, indexed_block=None, head_block=None,
+            lag_blocks=None, last_block_timestamp=None,
+        )  # fmt: skip
+    indexed = state.last_block if state.last_block_hash is not None else None
+    lag = max(0, state.head_block - state.last_block) if indexed is not None else None
+    ok = lag is not None and lag <= healthy_lag_blocks
+    return schemas.Health(
+        status="ok" if ok else "indexing",
+        chain_id=state.chain_id,
+        market=state.market,
+        indexed_block=indexed,
+        head_block=state.head_block or None,
+        lag_blocks=lag,
+        last_block_timestamp=state.last_block_timestamp,
+    )
+
+
+# ── the event stream ──
+
+
+def latest_position(connection: Connection) -> int:
+    """The position of the newest indexed event (0 when there is none)."""
+    return connection.execute(_LATEST_POSITION).scalar() or 0
+
+
+def events_after(connection: Connection, position: int, limit: int) -> list[schemas.StreamEvent]:
+    """Up to `limit` events with a position above `position`, in order."""
+    rows = _dicts(connection.execute(_EVENTS_AFTER, {"position": position, "limit": limit}))
+    return [schemas.StreamEvent.model_validate(row) for row in rows]

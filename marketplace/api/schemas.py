@@ -1,0 +1,151 @@
+"""Response bodies of the REST API: the public JSON shapes, kept apart from the SQL tables.
+
+Amounts are wei as decimal strings (JSON numbers lose precision past 2**53); addresses are
+EIP-55 checksummed; hashes are 0x-prefixed hex; times are Unix seconds of the block.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Json
+
+
+class JobState(StrEnum):
+    """A job's effective status, as the contract's `getJob` reports it."""
+
+    OPEN = "open"
+    RUNNING = "running"
+    REVEALING = "revealing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Error(Schema):
+    detail: str = Field(description="what was wrong with the request")
+
+
+class Assignment(Schema):
+    provider: str
+    slot: int
+    status: str = Field(description="claimed, committed or revealed")
+    commitment: str | None
+    result_hash: str | None
+    outcome: str | None = Field(description="won, slashed, returned or cancelled, once the job settled")
+    slashed_amount: str
+    claimed_block: int
+    committed_block: int | None
+    revealed_block: int | None
+
+
+class TimelineEvent(Schema):
+    position: int = Field(description="block_number * 1,000,000 + log_index: the event stream id")
+    name: str
+    block_number: int
+    block_timestamp: int
+    tx_hash: str
+    # Read from the database as JSON text and parsed by pydantic-core: much faster than json.loads.
+    args: Json[dict[str, Any]] = Field(
+        description="the event's arguments; uint256 amounts as decimal strings"
+    )
+
+
+class StreamEvent(TimelineEvent):
+    log_index: int
+    job_id: int | None
+
+
+class Job(Schema):
+    id: int
+    status: JobState
+    requester: str
+    token: str = Field(description="payment token; 0x000…000 is native ETH")
+    reward_per_replica: str
+    collateral_per_replica: str
+    replicas: int
+    claims: int
+    commits: int
+    reveals: int
+    spec_hash: str
+    result_hash: str | None
+    claim_deadline: int
+    commit_deadline: int | None
+    posted_block: int
+    posted_at: int
+    posted_tx: str
+    started_block: int | None
+    started_at: int | None
+    finished_block: int | None
+    finished_at: int | None
+    assignments: list[Assignment] = Field(description="by slot")
+
+
+class JobDetail(Job):
+    timeline: list[TimelineEvent] = Field(description="the job's events in chain order")
+
+
+class JobPage(Schema):
+    jobs: list[Job] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
+
+
+class Provider(Schema):
+    address: str
+    metadata_uri: str
+    registered_block: int
+    staked: str = Field(description="free stake")
+    locked: str = Field(description="stake locked as collateral of claimed jobs")
+    unbonding: str
+    jobs_claimed: int
+    jobs_completed: int
+    jobs_slashed: int
+    slashed_amount: str
+    earned: dict[str, str] = Field(description="token -> total credited to this provider")
+
+
+class Slash(Schema):
+    job_id: int
+    amount: str
+    block_number: int
+    block_timestamp: int
+    tx_hash: str
+
+
+class ProviderDetail(Provider):
+    slashes: list[Slash]
+
+
+class ProviderPage(Schema):
+    providers: list[Provider] = Field(description="by address")
+    next_cursor: str | None
+
+
+class Stats(Schema):
+    jobs_by_status: dict[JobState, int]
+    jobs_total: int
+    volume: dict[str, str] = Field(description="token -> total escrowed by posted jobs")
+    median_completion_seconds: float | None = Field(description="posted to finalized, over completed jobs")
+    providers: int
+    total_staked: str = Field(description="free plus locked stake of all providers")
+
+
+class Health(Schema):
+    status: Literal["ok", "indexing", "not-initialized"]
+    chain_id: int | None
+    market: str | None
+    indexed_block: int | None
+    head_block: int | None
+    lag_blocks: int | None
+    last_block_timestamp: int | None
+
+
+class Blob(Schema):
+    digest: str = Field(description="SHA-256, 64 lowercase hex characters")
+    cid: str = Field(description="CIDv1 (raw, sha2-256, base32), to pin the blob on IPFS")
+    size: int

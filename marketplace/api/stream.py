@@ -1,0 +1,65 @@
+"""The live event stream: polls the events table and turns new rows into Server-Sent Events.
+
+Each event's SSE `id` is its position, so a client that reconnects with `Last-Event-ID` resumes
+exactly after the last event it received. Memory is bounded: at most one batch of rows is held,
+and FastAPI's SSE layer applies back-pressure to a slow client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import anyio
+from fastapi.sse import ServerSentEvent
+
+from . import queries
+from .deps import Database
+
+BATCH = 200
+RETRY_MILLISECONDS = 1_000
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """When a stream ends on its own: after `max_events` events or `timeout` seconds (None: never)."""
+
+    max_events: int | None = None
+    timeout: float | None = None
+
+
+async def event_stream(
+    database: Database,
+    after: int,
+    limits: StreamLimits,
+    *,
+    poll_seconds: float,
+    keepalive_seconds: float,
+) -> AsyncIterator[ServerSentEvent]:
+    """Events with a position above `after`, in order, as they are indexed."""
+    deadline = None if limits.timeout is None else anyio.current_time() + limits.timeout
+    remaining = limits.max_events
+    cursor = after
+    # A first comment says where the stream starts and tells browsers how soon to reconnect.
+    yield ServerSentEvent(comment=f"events after position {after}", retry=RETRY_MILLISECONDS)
+    last_sent = anyio.current_time()
+    while remaining is None or remaining > 0:
+        batch_size = BATCH if remaining is None else min(BATCH, remaining)
+        batch = await database.run(queries.events_after, cursor, batch_size)
+        for event in batch:
+            yield ServerSentEvent(id=str(event.position), event=event.name, data=event)
+            cursor = event.position
+        if remaining is not None:
+            remaining -= len(batch)
+        now = anyio.current_time()
+        if deadline is not None and now >= deadline:
+            return
+        if batch:
+            last_sent = now
+            if len(batch) == batch_size:
+                continue  # more may be waiting: read on without sleeping
+        elif now - last_sent >= keepalive_seconds:
+            yield ServerSentEvent(comment="keep-alive")
+            last_sent = now
+        pause = poll_seconds if deadline is None else min(poll_seconds, deadline - now)
+        await anyio.sleep(pause)
