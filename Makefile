@@ -52,6 +52,7 @@ gas: setup
 bench: setup
 	$(PY) bench/gas.py
 	$(PY) bench/indexer.py
+	$(PY) bench/api.py
 
 # Re-pins requirements.lock from pyproject.toml in a scratch virtualenv.
 lock:
