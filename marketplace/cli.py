@@ -41,6 +41,13 @@ def settings() -> Settings:
     return Settings()
 
 
+def stop_on_signals(stop: threading.Event) -> None:
+    """Ctrl-C and SIGTERM set `stop`. Installed explicitly: a process started in the background
+    by a non-interactive shell inherits SIGINT as ignored, and Ctrl-C would then do nothing."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+
 def connect_checked(rpc_url: str, expected_chain_id: int | None, timeout: float) -> tuple[Web3, int]:
     """A Web3 for `rpc_url`, with a clear error if nothing answers there or it is the wrong chain."""
     from .chain.deploy import connect
@@ -173,13 +180,10 @@ def devnet(
         console.print(f"test token [bold]{world.token}[/]  (TUSD, allow-listed, anyone can mint)")
         console.print("Press Ctrl-C to stop.")
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(0.5):
-                if not node.running:
-                    fail(f"{kind} exited unexpectedly; see {node.log_path}")
-        except KeyboardInterrupt:
-            pass
+        stop_on_signals(stop)
+        while not stop.wait(0.5):
+            if not node.running:
+                fail(f"{kind} exited unexpectedly; see {node.log_path}")
     finally:
         node.close()
         console.print(f"{kind} stopped.")
@@ -219,7 +223,7 @@ def market_index(
     client = RpcClient(rpc or config.rpc_url, timeout=config.rpc_timeout)
     indexer = Indexer(engine, client, market, start_block=from_block, finality_depth=finality_depth)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop_on_signals(stop)
 
     def report(result: StepResult) -> None:
         if result.events or result.reorged_to is not None:
@@ -232,8 +236,6 @@ def market_index(
         indexer.run(stop, poll_interval=poll_interval, on_step=report)
     except IndexerError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
-        pass
 
 
 @market_app.command("serve")

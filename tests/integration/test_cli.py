@@ -102,6 +102,8 @@ def test_devnet_command_runs_until_interrupted_and_leaves_nothing(tmp_path: Path
     process = subprocess.Popen(
         [sys.executable, "-m", "marketplace.cli", "devnet", "--port", str(port), "--out", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
+        # As when started in the background by a non-interactive shell (CI): SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     assert process.stdout is not None
     lines: list[str] = []
