@@ -14,10 +14,12 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+    from sqlalchemy import Engine
     from web3 import Web3
 
     from .client import Requester
     from .config import Settings
+    from .indexer.sync import Indexer
 
 app = typer.Typer(
     name="cmarket",
@@ -193,6 +195,42 @@ market_app = typer.Typer(help="The marketplace service: indexer, REST API, dashb
 app.add_typer(market_app, name="market")
 
 
+def open_indexer(
+    market: str, rpc: str | None, db: str, from_block: int, finality_depth: int
+) -> tuple[Engine, Indexer]:
+    """The migrated store and an initialized indexer for it, or a clear error."""
+    import logging
+
+    from eth_utils import is_address
+
+    from .chain.rpc import RpcClient
+    from .errors import ChainError
+    from .indexer.sync import Indexer, IndexerError
+    from .store.database import make_engine, migrate
+
+    if not is_address(market):
+        fail(f"--market {market!r} is not an address")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = settings()
+    rpc_url = rpc or config.rpc_url
+    engine = make_engine(db)
+    migrate(engine)
+    indexer = Indexer(
+        engine,
+        RpcClient(rpc_url, timeout=config.rpc_timeout),
+        market,
+        start_block=from_block,
+        finality_depth=finality_depth,
+    )
+    try:
+        indexer.initialize()
+    except IndexerError as exc:
+        fail(str(exc))
+    except ChainError as exc:
+        fail(f"cannot start indexing {rpc_url}: {exc}")
+    return engine, indexer
+
+
 @market_app.command("index")
 def market_index(
     market: Annotated[str, typer.Option(help="ComputeMarket address")],
@@ -206,22 +244,9 @@ def market_index(
     until_caught_up: Annotated[bool, typer.Option(help="exit once the index reaches the head")] = False,
 ) -> None:
     """Run the indexer alone: follow the chain into the store until Ctrl-C."""
-    import logging
+    from .indexer.sync import IndexerError, StepResult
 
-    from eth_utils import is_address
-
-    from .chain.rpc import RpcClient
-    from .indexer.sync import Indexer, IndexerError, StepResult
-    from .store.database import make_engine, migrate
-
-    if not is_address(market):
-        fail(f"--market {market!r} is not an address")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = settings()
-    engine = make_engine(db)
-    migrate(engine)
-    client = RpcClient(rpc or config.rpc_url, timeout=config.rpc_timeout)
-    indexer = Indexer(engine, client, market, start_block=from_block, finality_depth=finality_depth)
+    _, indexer = open_indexer(market, rpc, db, from_block, finality_depth)
     stop = threading.Event()
     stop_on_signals(stop)
 
@@ -232,7 +257,6 @@ def market_index(
             stop.set()
 
     try:
-        indexer.initialize()
         indexer.run(stop, poll_interval=poll_interval, on_step=report)
     except IndexerError as exc:
         fail(str(exc))
@@ -253,37 +277,16 @@ def market_serve(
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     poll_interval: Annotated[float, typer.Option(min=0.01, help="seconds between chain polls")] = 0.25,
 ) -> None:
-    """Run the indexer, the REST API and the dashboard in one process."""
+    """Run the indexer and the REST API in one process."""
     import logging
 
     import uvicorn
-    from eth_utils import is_address
 
     from .api.app import create_app
-    from .chain.rpc import RpcClient
-    from .indexer.sync import Indexer, IndexerError
+    from .indexer.sync import IndexerError
     from .store.blobs import FilesystemBlobStore
-    from .store.database import make_engine, migrate
 
-    if not is_address(market):
-        fail(f"--market {market!r} is not an address")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = settings()
-    engine = make_engine(db)
-    migrate(engine)
-    indexer = Indexer(
-        engine,
-        RpcClient(rpc or config.rpc_url, timeout=config.rpc_timeout),
-        market,
-        start_block=from_block,
-        finality_depth=finality_depth,
-    )
-    try:
-        indexer.initialize()
-    except IndexerError as exc:
-        fail(str(exc))
-    except Exception as exc:
-        fail(f"cannot start indexing {rpc or config.rpc_url}: {exc}")
+    engine, indexer = open_indexer(market, rpc, db, from_block, finality_depth)
     stop = threading.Event()
 
     def index() -> None:
