@@ -20,12 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ..artifacts import REPO_ROOT
 from ..errors import ChainError
+from .rpc import RpcClient
 
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
 DEVNET_ACCOUNT_COUNT = 10
@@ -58,14 +58,12 @@ def free_port() -> int:
 
 
 def rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
-    """One raw JSON-RPC call (for devnet methods web3 has no wrapper for)."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
-    response = httpx.post(url, json=body, timeout=timeout)
-    response.raise_for_status()
-    reply = response.json()
-    if "error" in reply:
-        raise ChainError(f"{method} failed: {reply['error'].get('message', reply['error'])}")
-    return reply.get("result")
+    """One JSON-RPC call on a connection of its own (for devnet methods web3 has no wrapper for)."""
+    client = RpcClient(url, timeout=timeout)
+    try:
+        return client.call(method, *(params or []))
+    finally:
+        client.close()
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -99,6 +97,7 @@ class Devnet:
         self.chain_id = CHAIN_IDS[self.kind]
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(prefix=f"cmarket-{self.kind}-", suffix=".log", delete=False)  # noqa: SIM115
+        self._rpc: RpcClient | None = None
         self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], Devnet] | None = None
 
     @property
@@ -172,7 +171,7 @@ class Devnet:
             try:
                 if int(rpc(self.rpc_url, "eth_chainId", timeout=1.0), 16) == self.chain_id:
                     return True
-            except (httpx.HTTPError, ValueError, ChainError):
+            except (ValueError, ChainError):
                 time.sleep(0.05)
         return False
 
@@ -183,6 +182,9 @@ class Devnet:
             return ""
 
     def stop(self) -> None:
+        if self._rpc is not None:
+            self._rpc.close()
+            self._rpc = None
         if self._finalizer is not None:
             self._finalizer()  # kills the process group once; later calls are no-ops
             atexit.unregister(self._finalizer)
@@ -210,7 +212,10 @@ class Devnet:
     # ── devnet-only controls ──
 
     def call(self, method: str, *params: Any) -> Any:
-        return rpc(self.rpc_url, method, list(params))
+        """A raw JSON-RPC call, on a connection kept open for the node's lifetime."""
+        if self._rpc is None:
+            self._rpc = RpcClient(self.rpc_url, timeout=30.0)
+        return self._rpc.call(method, *params)
 
     def snapshot(self) -> str:
         return str(self.call("evm_snapshot"))
