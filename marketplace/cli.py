@@ -297,7 +297,12 @@ def market_serve(
 
     worker = threading.Thread(target=index, name="indexer", daemon=True)
     worker.start()
-    app_ = create_app(engine, FilesystemBlobStore(blobs), max_blob_bytes=max_blob_mb * 1024 * 1024)
+    app_ = create_app(
+        engine,
+        FilesystemBlobStore(blobs),
+        max_blob_bytes=max_blob_mb * 1024 * 1024,
+        indexer_status=indexer.status,
+    )
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))
     console.print(f"marketplace for {market}: http://{host}:{port}/  (API docs at /docs)")
     try:

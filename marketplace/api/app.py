@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from ..indexer.status import IndexerStatus
 from ..store.blobs import BlobStore
 from .cache import ResponseCache
 from .deps import ApiSettings, Database, Services
@@ -30,6 +31,7 @@ def create_app(
     stream_keepalive_seconds: float = 15.0,
     response_cache_entries: int = 4096,
     db_threads: int = 2,
+    indexer_status: IndexerStatus | None = None,
 ) -> FastAPI:
     """The API over the store behind `engine` and the blob store `blobs`.
 
@@ -38,6 +40,7 @@ def create_app(
     after `stream_keepalive_seconds` of silence. Up to `response_cache_entries` answers of the
     single-job, single-provider and stats routes are cached until the index changes. At most
     `db_threads` worker threads run SQL at once: with SQLite, more only contend for the GIL.
+    `indexer_status` is that of an indexer running in the same process, which `/health` reports.
     """
     if max_blob_bytes < 1:
         raise ValueError("max_blob_bytes must be positive")
@@ -50,6 +53,7 @@ def create_app(
         database=Database(engine, max_threads=db_threads),
         cache=ResponseCache(response_cache_entries),
         blobs=blobs,
+        indexer_status=indexer_status,
         settings=ApiSettings(
             max_blob_bytes=max_blob_bytes,
             healthy_lag_blocks=healthy_lag_blocks,

@@ -19,6 +19,7 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
+from ..indexer.status import IndexerStatus
 from ..store.blobs import BlobStore
 from .cache import ResponseCache
 
@@ -66,6 +67,7 @@ class Services:
     cache: ResponseCache
     blobs: BlobStore
     settings: ApiSettings
+    indexer_status: IndexerStatus | None = None
 
 
 # The dependencies only look things up, so they are `async def`: run inline, not in a worker thread.

@@ -30,7 +30,17 @@ from sqlalchemy import (
     select,
 )
 
-from ..store.schema import Assignment, Balance, ChainState, Job, Provider, RawEvent, TokenTotals
+from ..store.schema import (
+    Assignment,
+    Balance,
+    ChainState,
+    Job,
+    Provider,
+    RawEvent,
+    Reorg,
+    TokenTotals,
+    Transaction,
+)
 from . import schemas
 from .errors import NotFound
 from .schemas import JobState
@@ -42,17 +52,24 @@ PROVIDERS = cast(Table, Provider.__table__)
 BALANCES = cast(Table, Balance.__table__)
 TOTALS = cast(Table, TokenTotals.__table__)
 CHAIN = cast(Table, ChainState.__table__)
+TRANSACTIONS = cast(Table, Transaction.__table__)
+REORGS = cast(Table, Reorg.__table__)
 
 _JOB_COLUMNS = list(JOBS.c)
 _ASSIGNMENT_COLUMNS = [ASSIGNMENTS.c[name] for name in schemas.Assignment.model_fields]
 # Event arguments are read as JSON text, which the schemas parse (see TimelineEvent.args).
 _ARGS_TEXT = EVENTS.c.args.cast(Text).label("args")
-_TIMELINE_COLUMNS = [
-    _ARGS_TEXT if name == "args" else EVENTS.c[name] for name in schemas.TimelineEvent.model_fields
-]
-_STREAM_COLUMNS = [
-    _ARGS_TEXT if name == "args" else EVENTS.c[name] for name in schemas.StreamEvent.model_fields
-]
+
+
+def _event_columns(model: type[schemas.TimelineEvent]) -> list[Any]:
+    special = {"args": _ARGS_TEXT, "gas_used": TRANSACTIONS.c.gas_used}
+    return [special.get(name, EVENTS.c.get(name)) for name in model.model_fields]
+
+
+_TIMELINE_COLUMNS = _event_columns(schemas.TimelineEvent)
+_STREAM_COLUMNS = _event_columns(schemas.StreamEvent)
+# Events indexed before transactions were recorded have none: an outer join, gas_used null.
+_EVENTS_WITH_GAS = EVENTS.outerjoin(TRANSACTIONS, TRANSACTIONS.c.tx_hash == EVENTS.c.tx_hash)
 _PROVIDER_COLUMNS = list(PROVIDERS.c)
 
 _CHAIN_STATE = select(CHAIN).order_by(CHAIN.c.id).limit(1)
@@ -67,7 +84,10 @@ _ASSIGNMENTS_OF_JOB = (
     .order_by(ASSIGNMENTS.c.slot)
 )
 _TIMELINE_OF_JOB = (
-    select(*_TIMELINE_COLUMNS).where(EVENTS.c.job_id == bindparam("job_id")).order_by(EVENTS.c.position)
+    select(*_TIMELINE_COLUMNS)
+    .select_from(_EVENTS_WITH_GAS)
+    .where(EVENTS.c.job_id == bindparam("job_id"))
+    .order_by(EVENTS.c.position)
 )
 _ASSIGNMENTS_OF_JOBS = (
     select(ASSIGNMENTS.c.job_id, *_ASSIGNMENT_COLUMNS)
@@ -85,6 +105,7 @@ _PROVIDER_BY_ADDRESS = select(*_PROVIDER_COLUMNS).where(PROVIDERS.c.address == b
 # Slashed events are found through the jobs the provider claimed (indexed), not by scanning all events.
 _SLASH_EVENTS_OF_PROVIDER = (
     select(*_STREAM_COLUMNS)
+    .select_from(_EVENTS_WITH_GAS)
     .where(
         EVENTS.c.job_id.in_(
             select(ASSIGNMENTS.c.job_id).where(ASSIGNMENTS.c.provider == bindparam("address"))
@@ -93,12 +114,16 @@ _SLASH_EVENTS_OF_PROVIDER = (
     )
     .order_by(EVENTS.c.position)
 )
-_LATEST_POSITION = select(func.max(EVENTS.c.position))
+_LATEST_SEQ = select(CHAIN.c.next_seq - 1).order_by(CHAIN.c.id).limit(1)
 _EVENTS_AFTER = (
     select(*_STREAM_COLUMNS)
-    .where(EVENTS.c.position > bindparam("position"))
-    .order_by(EVENTS.c.position)
+    .select_from(_EVENTS_WITH_GAS)
+    .where(EVENTS.c.seq > bindparam("seq"))
+    .order_by(EVENTS.c.seq)
     .limit(bindparam("limit"))
+)
+_REORGS_AFTER = (
+    select(REORGS).where(REORGS.c.seq > bindparam("seq")).order_by(REORGS.c.seq).limit(bindparam("limit"))
 )
 _COMPLETED = JOBS.c.status == "completed"
 _DURATION = JOBS.c.finished_at - JOBS.c.posted_at
@@ -337,12 +362,22 @@ def health(connection: Connection, healthy_lag_blocks: int) -> schemas.Health:
 # ── the event stream ──
 
 
-def latest_position(connection: Connection) -> int:
-    """The position of the newest indexed event (0 when there is none)."""
-    return connection.execute(_LATEST_POSITION).scalar() or 0
+def latest_seq(connection: Connection) -> int:
+    """The stream sequence number of the newest event or reorg notice (0 when there is none)."""
+    return connection.execute(_LATEST_SEQ).scalar() or 0
 
 
-def events_after(connection: Connection, position: int, limit: int) -> list[schemas.StreamEvent]:
-    """Up to `limit` events with a position above `position`, in order."""
-    rows = _dicts(connection.execute(_EVENTS_AFTER, {"position": position, "limit": limit}))
-    return [schemas.StreamEvent.model_validate(row) for row in rows]
+def stream_after(
+    connection: Connection, seq: int, limit: int
+) -> list[schemas.StreamEvent | schemas.ReorgNotice]:
+    """Up to `limit` events and reorg notices numbered above `seq`, in stream order."""
+    params = {"seq": seq, "limit": limit}
+    events = [
+        schemas.StreamEvent.model_validate(row) for row in _dicts(connection.execute(_EVENTS_AFTER, params))
+    ]
+    reorgs = [schemas.ReorgNotice(**row) for row in _dicts(connection.execute(_REORGS_AFTER, params))]
+    if not reorgs:
+        return list(events)
+    merged: list[schemas.StreamEvent | schemas.ReorgNotice] = [*events, *reorgs]
+    merged.sort(key=lambda message: message.seq)
+    return merged[:limit]

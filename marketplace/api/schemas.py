@@ -45,11 +45,14 @@ class Assignment(Schema):
 
 
 class TimelineEvent(Schema):
-    position: int = Field(description="block_number * 1,000,000 + log_index: the event stream id")
+    position: int = Field(description="block_number * 1,000,000 + log_index: the event's place in the chain")
     name: str
     block_number: int
     block_timestamp: int
     tx_hash: str
+    gas_used: int | None = Field(
+        description="gas used by the transaction that emitted the event (a batch shares it among its jobs)"
+    )
     # Read from the database as JSON text and parsed by pydantic-core: much faster than json.loads.
     args: Json[dict[str, Any]] = Field(
         description="the event's arguments; uint256 amounts as decimal strings"
@@ -57,8 +60,19 @@ class TimelineEvent(Schema):
 
 
 class StreamEvent(TimelineEvent):
+    seq: int = Field(description="the event stream id: the order events were indexed in")
     log_index: int
     job_id: int | None
+
+
+class ReorgNotice(Schema):
+    """Sent on the event stream when the indexer undid a reorg."""
+
+    seq: int = Field(description="the event stream id")
+    ancestor_block: int = Field(description="events of blocks above this one are void")
+    ancestor_hash: str
+    replaced_to_block: int = Field(description="the last block of the branch that was undone")
+    events_removed: int = Field(description="how many indexed events the undone blocks held")
 
 
 class Job(Schema):
@@ -103,9 +117,12 @@ class Provider(Schema):
     locked: str = Field(description="stake locked as collateral of claimed jobs")
     unbonding: str
     jobs_claimed: int
-    jobs_completed: int
-    jobs_slashed: int
-    slashed_amount: str
+    jobs_completed: int = Field(description="jobs it was paid for (in the majority)")
+    jobs_slashed: int = Field(
+        description="jobs it lost: a result outside the majority, or a commit or reveal missing "
+        "(counted even when the job asked for no collateral, so nothing was taken)"
+    )
+    slashed_amount: str = Field(description="collateral taken from it in all")
     earned: dict[str, str] = Field(description="token -> total credited to this provider")
 
 
@@ -135,8 +152,22 @@ class Stats(Schema):
     total_staked: str = Field(description="free plus locked stake of all providers")
 
 
+class IndexerHealth(Schema):
+    state: Literal["starting", "following", "retrying", "halted"] = Field(
+        description="retrying: the chain's node fails to answer; halted: the indexer stopped for good"
+    )
+    error: str | None = Field(description="why it is retrying or halted")
+    seconds_since_contact: float | None = Field(description="since the node last answered a whole step")
+
+
 class Health(Schema):
-    status: Literal["ok", "indexing", "not-initialized"]
+    status: Literal["ok", "indexing", "stalled", "not-initialized"] = Field(
+        description="ok: within a few blocks of the head; indexing: catching up; "
+        "stalled: the indexer of this process cannot reach the chain or halted"
+    )
+    indexer: IndexerHealth | None = Field(
+        None, description="the indexer running in this process, if there is one"
+    )
     chain_id: int | None
     market: str | None
     indexed_block: int | None

@@ -1,8 +1,11 @@
 """The live event stream: polls the events table and turns new rows into Server-Sent Events.
 
-Each event's SSE `id` is its position, so a client that reconnects with `Last-Event-ID` resumes
-exactly after the last event it received. Memory is bounded: at most one batch of rows is held,
-and FastAPI's SSE layer applies back-pressure to a slow client.
+Each message's SSE `id` is its stream sequence number, the order the indexer wrote it in, so a
+client that reconnects with `Last-Event-ID` resumes exactly after the last message it received.
+When the indexer undoes a reorg, the stream says so with a `reorg` message (events of blocks above
+its `ancestor_block` are void) before the replacement events, which get higher numbers: a client
+that was away during the reorg learns of it on resume. Memory is bounded: at most one batch of
+rows is held, and FastAPI's SSE layer applies back-pressure to a slow client.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from fastapi.sse import ServerSentEvent
 
 from . import queries
 from .deps import Database
+from .schemas import ReorgNotice
 
 BATCH = 200
 RETRY_MILLISECONDS = 1_000
@@ -36,19 +40,20 @@ async def event_stream(
     poll_seconds: float,
     keepalive_seconds: float,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Events with a position above `after`, in order, as they are indexed."""
+    """Events and reorg notices numbered above `after`, in order, as they are indexed."""
     deadline = None if limits.timeout is None else anyio.current_time() + limits.timeout
     remaining = limits.max_events
     cursor = after
     # A first comment says where the stream starts and tells browsers how soon to reconnect.
-    yield ServerSentEvent(comment=f"events after position {after}", retry=RETRY_MILLISECONDS)
+    yield ServerSentEvent(comment=f"events after {after}", retry=RETRY_MILLISECONDS)
     last_sent = anyio.current_time()
     while remaining is None or remaining > 0:
         batch_size = BATCH if remaining is None else min(BATCH, remaining)
-        batch = await database.run(queries.events_after, cursor, batch_size)
-        for event in batch:
-            yield ServerSentEvent(id=str(event.position), event=event.name, data=event)
-            cursor = event.position
+        batch = await database.run(queries.stream_after, cursor, batch_size)
+        for message in batch:
+            name = "reorg" if isinstance(message, ReorgNotice) else message.name
+            yield ServerSentEvent(id=str(message.seq), event=name, data=message)
+            cursor = message.seq
         if remaining is not None:
             remaining -= len(batch)
         now = anyio.current_time()

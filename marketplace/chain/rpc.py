@@ -87,6 +87,9 @@ class RpcClient:
     def headers(self, numbers: list[int]) -> list[dict[str, Any] | None]:
         return self.batch("eth_getBlockByNumber", [[hex(number), False] for number in numbers])
 
+    def receipts(self, tx_hashes: list[str]) -> list[dict[str, Any] | None]:
+        return self.batch("eth_getTransactionReceipt", [[tx_hash] for tx_hash in tx_hashes])
+
     def logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]]:
         result = self.call(
             "eth_getLogs", {"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}

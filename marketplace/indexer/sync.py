@@ -26,8 +26,9 @@ from ..chain.events import DecodedLog, LogDecoder
 from ..chain.rpc import RpcClient, RpcError, RpcUnavailable
 from ..errors import MarketError
 from ..store.projector import Projector, prune_journal, undo_after
-from ..store.schema import Block, ChainState, RawEvent
+from ..store.schema import Block, ChainState, RawEvent, Reorg, Transaction
 from .handlers import HANDLERS, EventContext, prefetch
+from .status import IndexerStatus
 
 log = logging.getLogger("cmarket.indexer")
 
@@ -94,6 +95,7 @@ class Indexer:
         self.max_step_events = max_step_events
         self.decoder = LogDecoder()
         self.halted: IndexerError | None = None
+        self.status = IndexerStatus()
 
     # ── set-up ──
 
@@ -162,10 +164,11 @@ class Indexer:
         wanted = sorted({*recent, *(d.block_number for d in decoded), to})
         headers = dict(zip(wanted, self._headers(wanted), strict=True))
         self._check_consistency(state, first, recent, headers, decoded)
+        transactions = self._transactions(decoded)
 
         started = time.monotonic()
         with self.engine.begin() as connection:
-            self._apply(connection, decoded, headers, final_boundary)
+            self._apply(connection, decoded, headers, final_boundary, transactions, state.next_seq)
             for number in recent:
                 header = headers[number]
                 connection.execute(
@@ -183,6 +186,7 @@ class Indexer:
                     last_block_hash=top["hash"],
                     last_block_timestamp=int(top["timestamp"], 16),
                     head_block=head,
+                    next_seq=state.next_seq + len(decoded),
                 )
             )
         elapsed = time.monotonic() - started
@@ -223,6 +227,30 @@ class Indexer:
                 found.append(header)
         return found
 
+    def _transactions(self, decoded: list[DecodedLog]) -> list[dict[str, Any]]:
+        """A row per transaction of `decoded`, from its receipt (sender and gas used)."""
+        blocks: dict[str, str] = {}
+        for event in decoded:
+            blocks.setdefault(event.tx_hash, event.block_hash)
+        hashes = list(blocks)
+        rows = []
+        for start in range(0, len(hashes), 200):
+            chunk = hashes[start : start + 200]
+            for tx_hash, receipt in zip(chunk, self.rpc.receipts(chunk), strict=True):
+                if receipt is None or receipt["blockHash"] != blocks[tx_hash]:
+                    raise ChainMoved(f"the receipt of {tx_hash} is not in the block its logs came from")
+                price = receipt.get("effectiveGasPrice") or "0x0"
+                rows.append(
+                    {
+                        "tx_hash": tx_hash,
+                        "block_number": int(receipt["blockNumber"], 16),
+                        "sender": to_checksum_address(receipt["from"]),
+                        "gas_used": int(receipt["gasUsed"], 16),
+                        "effective_gas_price": str(int(price, 16)),
+                    }
+                )
+        return rows
+
     def _check_consistency(
         self,
         state: ChainState,
@@ -247,14 +275,17 @@ class Indexer:
         decoded: list[DecodedLog],
         headers: dict[int, dict[str, Any]],
         final_boundary: int,
+        transactions: list[dict[str, Any]],
+        next_seq: int,
     ) -> None:
         if not decoded:
             return
         rows = []
-        for event in decoded:
+        for seq, event in enumerate(decoded, start=next_seq):
             rows.append(
                 {
                     "position": event_position(event.block_number, event.log_index),
+                    "seq": seq,
                     "block_number": event.block_number,
                     "block_hash": event.block_hash,
                     "block_timestamp": int(headers[event.block_number]["timestamp"], 16),
@@ -266,6 +297,7 @@ class Indexer:
                 }
             )
         connection.execute(insert(RawEvent), rows)
+        connection.execute(insert(Transaction), transactions)
         projector = Projector(connection)
         prefetch(projector, [(event.name, event.args) for event in decoded])
         for event in decoded:
@@ -308,15 +340,23 @@ class Indexer:
             raise error
         with self.engine.begin() as connection:
             undone = undo_after(connection, ancestor)
-            connection.execute(delete(RawEvent).where(RawEvent.block_number > ancestor))
+            removed = connection.execute(delete(RawEvent).where(RawEvent.block_number > ancestor)).rowcount
+            connection.execute(delete(Transaction).where(Transaction.block_number > ancestor))
             connection.execute(delete(Block).where(Block.number > ancestor))
             timestamp = connection.execute(
                 select(Block.timestamp).where(Block.number == ancestor)
             ).scalar_one()
+            # The stream announces the reorg, so a client resuming after it knows what became void.
+            connection.execute(
+                insert(Reorg).values(
+                    seq=state.next_seq, ancestor_block=ancestor, ancestor_hash=stored[ancestor],
+                    replaced_to_block=state.last_block, events_removed=removed,
+                )
+            )  # fmt: skip
             connection.execute(
                 update(ChainState).values(
                     last_block=ancestor, last_block_hash=stored[ancestor], last_block_timestamp=timestamp,
-                    head_block=head,
+                    head_block=head, next_seq=state.next_seq + 1,
                 )
             )  # fmt: skip
         metrics.REORGS.inc()
@@ -342,10 +382,15 @@ class Indexer:
                 result = self.step()
             except (RpcUnavailable, RpcError, ChainMoved) as exc:
                 metrics.RPC_RETRIES.inc()
+                self.status.retrying(exc)
                 log.warning("indexer step failed (%s); retrying in %.1fs", exc, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            except IndexerError as exc:
+                self.status.halted(exc)
+                raise
+            self.status.stepped()
             backoff = 0.1
             if on_step is not None:
                 on_step(result)

@@ -33,6 +33,9 @@ class ChainState(Base):
     last_block_hash: Mapped[str | None] = mapped_column(String(HASH))
     last_block_timestamp: Mapped[int | None] = mapped_column(BigInteger)
     head_block: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The next stream sequence number: events and reorg notices take theirs from it, in the order
+    # they are written, so a stream resumed by number sees the replacements of a reorg too.
+    next_seq: Mapped[int] = mapped_column(BigInteger, default=1)
 
 
 class Block(Base):
@@ -47,16 +50,19 @@ class Block(Base):
 
 
 class RawEvent(Base):
-    """Every ComputeMarket log, decoded. `position` orders them and is the event stream's id."""
+    """Every ComputeMarket log, decoded. `position` is its place in the chain; `seq` its place in the
+    event stream (the order it was indexed in, which differs from chain order only after a reorg)."""
 
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("block_hash", "log_index", name="uq_events_block_log"),
         Index("ix_events_job", "job_id"),
         Index("ix_events_block", "block_number"),
+        Index("ix_events_seq", "seq", unique=True),
     )
 
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(HASH))
     block_timestamp: Mapped[int] = mapped_column(BigInteger)
@@ -65,6 +71,32 @@ class RawEvent(Base):
     name: Mapped[str] = mapped_column(String(40))
     job_id: Mapped[int | None] = mapped_column(BigInteger)
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Transaction(Base):
+    """A transaction that emitted market events: who sent it and the gas it used (from its receipt)."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (Index("ix_transactions_block", "block_number"),)
+
+    tx_hash: Mapped[str] = mapped_column(String(HASH), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    sender: Mapped[str] = mapped_column(String(ADDRESS))
+    gas_used: Mapped[int] = mapped_column(BigInteger)
+    effective_gas_price: Mapped[str] = mapped_column(String(AMOUNT))
+
+
+class Reorg(Base):
+    """A reorg the indexer undid, as the event stream announces it: events of the blocks above
+    `ancestor_block` are void, and their replacements follow with higher sequence numbers."""
+
+    __tablename__ = "reorgs"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ancestor_block: Mapped[int] = mapped_column(BigInteger)
+    ancestor_hash: Mapped[str] = mapped_column(String(HASH))
+    replaced_to_block: Mapped[int] = mapped_column(BigInteger, doc="the last block of the undone branch")
+    events_removed: Mapped[int] = mapped_column(Integer)
 
 
 class Job(Base):

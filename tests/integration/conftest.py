@@ -23,7 +23,10 @@ from marketplace.store.schema import Base
 from tests.postgres import PostgresServer, unavailable_reason
 
 # Everything the indexer derives from the chain: these must be identical however it got there.
-STORE_TABLES = ("jobs", "assignments", "providers", "balances", "token_totals", "events")
+STORE_TABLES = ("jobs", "assignments", "providers", "balances", "token_totals", "events", "transactions")
+# Columns that record how the index got there rather than what the chain holds: an event's stream
+# number counts the events written before it, reorged ones included.
+HISTORY_COLUMNS = {"events": {"seq"}}
 GWEI = 10**9
 
 
@@ -125,13 +128,17 @@ def _table(name: str) -> Table:
     return Base.metadata.tables[name]
 
 
-def dump(engine: Engine, tables: Sequence[str] = STORE_TABLES) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of `tables`, in primary-key order."""
+def dump(
+    engine: Engine, tables: Sequence[str] = STORE_TABLES, *, history: bool = False
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of `tables`, in primary-key order; without the HISTORY_COLUMNS unless `history`."""
     found: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as connection:
         for name in tables:
             table = _table(name)
-            rows = connection.execute(select(table).order_by(*table.primary_key.columns))
+            skipped = set() if history else HISTORY_COLUMNS.get(name, set())
+            columns = [column for column in table.columns if column.name not in skipped]
+            rows = connection.execute(select(*columns).order_by(*table.primary_key.columns))
             found[name] = [tuple(row) for row in rows]
     return found
 

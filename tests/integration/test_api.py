@@ -199,8 +199,39 @@ def test_health_reports_the_checkpoint(api: Api, market: IndexedMarket) -> None:
     assert health == {
         "status": "ok", "chain_id": 31337, "market": market.world.deployment.market,
         "indexed_block": head["number"], "head_block": head["number"], "lag_blocks": 0,
-        "last_block_timestamp": head["timestamp"],
+        "last_block_timestamp": head["timestamp"], "indexer": None,
     }  # fmt: skip
+
+
+def test_health_says_stalled_while_the_indexer_of_the_process_cannot_reach_the_chain(
+    market: IndexedMarket, tmp_path: Path
+) -> None:
+    with market_copy(market, tmp_path) as (engine, _):
+        live = Indexer(
+            engine, RpcClient(market.node.rpc_url), market.world.deployment.market, finality_depth=5
+        )
+        live.initialize()
+        live.step()
+        live.status.stepped()  # what the loop records after a step that went through
+        with serve(make_app(engine, tmp_path / "blobs", indexer_status=live.status)) as url:
+            following = httpx.get(f"{url}/health").json()
+            assert (following["status"], following["indexer"]["state"]) == ("ok", "following")
+            assert following["indexer"]["seconds_since_contact"] < 5
+            live.rpc = RpcClient(f"http://127.0.0.1:{free_port()}", timeout=0.5)  # the node went away
+            stop = threading.Event()
+            loop = threading.Thread(target=live.run, args=(stop,), daemon=True)
+            loop.start()
+            try:
+                deadline = time.monotonic() + 10
+                while (health := httpx.get(f"{url}/health").json())["status"] != "stalled":
+                    assert time.monotonic() < deadline, health
+                    time.sleep(0.05)
+            finally:
+                stop.set()
+                loop.join(timeout=10)
+    assert health["indexer"]["state"] == "retrying"
+    assert "ConnectError" in health["indexer"]["error"]
+    assert health["indexed_block"] == following["indexed_block"]  # the data stays, marked stale
 
 
 def test_health_before_and_while_indexing(market: IndexedMarket, tmp_path: Path) -> None:
@@ -209,7 +240,7 @@ def test_health_before_and_while_indexing(market: IndexedMarket, tmp_path: Path)
     with serve(make_app(engine, tmp_path / "blobs")) as url:
         assert httpx.get(f"{url}/health").json() == {
             "status": "not-initialized", "chain_id": None, "market": None, "indexed_block": None,
-            "head_block": None, "lag_blocks": None, "last_block_timestamp": None,
+            "head_block": None, "lag_blocks": None, "last_block_timestamp": None, "indexer": None,
         }  # fmt: skip
         Indexer(engine, RpcClient(market.node.rpc_url), market.world.deployment.market).initialize()
         health = httpx.get(f"{url}/health")
@@ -341,7 +372,11 @@ def test_timeline_is_the_jobs_events_in_chain_order(api: Api, market: IndexedMar
     )
     slashed = timeline[names.index("Slashed")]
     assert slashed["args"] == {"provider": market.names["mallory"], "jobId": 3, "amount": str(COLLATERAL)}
-    assert set(timeline[0]) == {"position", "name", "block_number", "block_timestamp", "tx_hash", "args"}
+    assert set(timeline[0]) == {
+        "position", "name", "block_number", "block_timestamp", "tx_hash", "gas_used", "args",
+    }  # fmt: skip
+    receipts = {e["tx_hash"]: market.world.w3.eth.get_transaction_receipt(e["tx_hash"]) for e in timeline}
+    assert all(event["gas_used"] == receipts[event["tx_hash"]]["gasUsed"] for event in timeline)
     with market.engine.connect() as connection:
         stored = connection.execute(
             select(RawEvent.position).where(RawEvent.job_id == 3).order_by(RawEvent.position)
@@ -533,24 +568,29 @@ def read_events(api: Api, **params: Any) -> tuple[list[Sse], list[str]]:
     return [m for m in messages if m.id is not None], [c for m in messages for c in m.comments]
 
 
-def all_positions(market: IndexedMarket) -> list[int]:
+def all_seqs(market: IndexedMarket) -> list[int]:
     with market.engine.connect() as connection:
-        return list(connection.execute(select(RawEvent.position).order_by(RawEvent.position)).scalars())
+        return list(connection.execute(select(RawEvent.seq).order_by(RawEvent.seq)).scalars())
 
 
 def test_events_resume_exactly_after_the_last_event_id(api: Api, market: IndexedMarket) -> None:
-    positions = all_positions(market)
+    seqs = all_seqs(market)
+    assert seqs == list(range(1, len(seqs) + 1))  # no reorg: numbered in chain order from 1
     first, _ = read_events(api, after=0, max_events=7)
-    assert [int(m.id) for m in first if m.id] == positions[:7]
+    assert [int(m.id) for m in first if m.id] == seqs[:7]
     event = first[0]
     assert event.event == event.data["name"] == "OwnershipTransferred"  # the market's deployment
     assert set(event.data) == {
-        "position", "name", "block_number", "block_timestamp", "tx_hash", "log_index", "job_id", "args",
+        "seq", "position", "name", "block_number", "block_timestamp", "tx_hash", "gas_used", "log_index",
+        "job_id", "args",
     }  # fmt: skip
     assert event.data["position"] == event.data["block_number"] * 1_000_000 + event.data["log_index"]
-    rest, _ = read_events(api, last_event_id=first[-1].id, after=0, max_events=len(positions) - 7)
-    assert [int(m.id) for m in rest if m.id] == positions[7:]
-    assert [m.data for m in first + rest][-1]["name"] == "JobPosted"  # the open job, the last event
+    assert event.data["seq"] == int(event.id or 0)
+    rest, _ = read_events(api, last_event_id=first[-1].id, after=0, max_events=len(seqs) - 7)
+    assert [int(m.id) for m in rest if m.id] == seqs[7:]
+    everything = [m.data for m in first + rest]
+    assert [e["position"] for e in everything] == sorted(e["position"] for e in everything)
+    assert everything[-1]["name"] == "JobPosted"  # the open job, the last event
 
 
 def test_an_idle_stream_starts_after_the_newest_event_and_keeps_alive(
@@ -558,7 +598,7 @@ def test_an_idle_stream_starts_after_the_newest_event_and_keeps_alive(
 ) -> None:
     events, comments = read_events(api, timeout=0.7)
     assert events == []
-    assert comments[0] == f"events after position {all_positions(market)[-1]}"
+    assert comments[0] == f"events after {all_seqs(market)[-1]}"
     assert comments.count("keep-alive") >= 2
 
 
@@ -592,7 +632,7 @@ def test_a_newly_indexed_event_arrives_on_an_open_stream(market: IndexedMarket, 
         assert http.get(f"/v1/jobs/{running}").json() == before
         with http.stream("GET", "/v1/events", params={"max_events": 1, "timeout": 20}) as response:
             messages = sse_messages(response)
-            assert next(messages).comments[0].startswith("events after position")  # the stream is open
+            assert next(messages).comments[0].startswith("events after")  # the stream is open
             digest = commitment(running, market.demo.bob.address, b"\x03" * 32, b"\x04" * 32)
             market.demo.bob.commit(running, digest)
             while not indexer.step().caught_up:
@@ -799,7 +839,7 @@ BAD_REQUESTS = [
         {"Last-Event-ID": "abc"},
         None,
         400,
-        "Last-Event-ID 'abc' is not an event position",
+        "Last-Event-ID 'abc' is not an event stream id",
     ),
     ("GET", "/v1/events", {"after": "-1"}, {}, None, 422, "'after'"),
     ("GET", "/v1/events", {"max_events": "0"}, {}, None, 422, "'max_events'"),

@@ -7,19 +7,23 @@ store tests run on SQLite and on a throwaway PostgreSQL server (skipped when it 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_utils import keccak
+from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlalchemy import select
 
+from marketplace.api.app import create_app
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet
 from marketplace.chain.market import ETH, Event, JobParams, MarketActor, bind, encode_call
@@ -30,6 +34,7 @@ from marketplace.errors import JobStatus
 from marketplace.hashing import commitment
 from marketplace.indexer.handlers import HANDLERS
 from marketplace.indexer.sync import ChainMoved, Indexer, IndexerError, ReorgTooDeep
+from marketplace.store.blobs import FilesystemBlobStore
 from marketplace.store.schema import Assignment, Job, Provider, RawEvent
 from tests.helpers import ETHER, result_hash, salt_for
 from tests.integration.conftest import (
@@ -401,6 +406,69 @@ def test_reorg_within_the_finality_depth_is_undone_and_reindexed(
     _, fresh = dbs.new("fresh")
     index_to_head(fresh, node.rpc_url, fork.address, finality_depth=FINALITY)
     assert_same_store(engine, fresh, node.rpc_url, finality_depth=FINALITY)
+
+
+def stream(engine: Any, tmp_path: Path, **params: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, event, data) of each message of a finite `GET /v1/events` over `engine`."""
+    app = create_app(engine, FilesystemBlobStore(tmp_path / "blobs"))
+    messages: list[tuple[str, str, dict[str, Any]]] = []
+    current: dict[str, str] = {}
+    headers = {"Last-Event-ID": str(params.pop("last_event_id"))} if "last_event_id" in params else {}
+    with (
+        TestClient(app) as client,
+        client.stream("GET", "/v1/events", params=params, headers=headers) as reply,
+    ):
+        assert reply.status_code == 200
+        for line in reply.iter_lines():
+            if not line and "id" in current:
+                messages.append((current["id"], current["event"], json.loads(current["data"])))
+            if not line:
+                current = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                current[name] = value
+    return messages
+
+
+def test_a_stream_resumed_across_a_reorg_announces_it_then_sends_the_replacements(
+    node: Devnet, sqlite_dbs: Databases, tmp_path: Path
+) -> None:
+    fork = make_fork(node)
+    mine(node, spread(list(fork.original.values()), 3))
+    _, engine = sqlite_dbs.new("index")
+    index_to_head(engine, node.rpc_url, fork.address, finality_depth=FINALITY)
+    before = stream(engine, tmp_path, after=0, timeout=0.5)
+    in_branch = [m for m in before if m[2]["block_number"] > fork.base]
+    assert in_branch, "the original branch emitted events"
+    resume_from = in_branch[0][0]  # a client that saw the branch's first event, then went away
+
+    reorg(fork, 3)
+    index_to_head(engine, node.rpc_url, fork.address, finality_depth=FINALITY)
+    after = stream(engine, tmp_path, last_event_id=resume_from, timeout=0.5)
+    (notice_id, kind, notice), *replacements = after
+    assert kind == "reorg"
+    assert notice == {
+        "seq": int(notice_id), "ancestor_block": fork.base, "replaced_to_block": fork.base + 3,
+        "ancestor_hash": node.call("eth_getBlockByNumber", hex(fork.base), False)["hash"],
+        "events_removed": len(in_branch),
+    }  # fmt: skip
+    assert int(notice_id) > max(int(m[0]) for m in before)  # numbered after everything it voids
+    assert [int(m[0]) for m in replacements] == list(
+        range(int(notice_id) + 1, int(notice_id) + 1 + len(replacements))
+    )
+    assert all(m[2]["block_number"] > fork.base for m in replacements)
+    with engine.connect() as connection:
+        stored = (
+            connection.execute(
+                select(RawEvent.position).where(RawEvent.block_number > fork.base).order_by(RawEvent.position)
+            )
+            .scalars()
+            .all()
+        )
+    assert [m[2]["position"] for m in replacements] == stored  # the new branch, each event once
+    assert {m[2]["tx_hash"] for m in replacements} & fork.dropped() == set()
+    # A client that was already past the reorg hears nothing of it again.
+    assert stream(engine, tmp_path, last_event_id=after[-1][0], timeout=0.3) == []
 
 
 def test_a_reorg_of_blocks_that_were_reindexed_after_a_reorg(node: Devnet, sqlite_dbs: Databases) -> None:

@@ -25,18 +25,18 @@ async def start_position(
         str | None, Header(description="resume after this event id (set by EventSource on reconnect)")
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, le=MAX_INT64, description="stream events after this position; 0: all")
+        int | None, Query(ge=0, le=MAX_INT64, description="stream what follows this stream id; 0: all")
     ] = None,
 ) -> int:
-    """Where the stream starts: Last-Event-ID, else `after`, else the newest event (only new ones)."""
+    """Where the stream starts: Last-Event-ID, else `after`, else the newest message (only new ones)."""
     if last_event_id is not None:
         text = last_event_id.strip()
         if not re.fullmatch(r"[0-9]{1,19}", text) or int(text) > MAX_INT64:
-            raise BadRequest(f"Last-Event-ID {last_event_id[:60]!r} is not an event position")
+            raise BadRequest(f"Last-Event-ID {last_event_id[:60]!r} is not an event stream id")
         return int(text)
     if after is not None:
         return after
-    return await db.run(queries.latest_position)
+    return await db.run(queries.latest_seq)
 
 
 async def stream_limits(
@@ -61,9 +61,12 @@ async def stream_events(
     start: Annotated[int, Depends(start_position)],
     limits: Annotated[StreamLimits, Depends(stream_limits)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """Each event has `id` = its position, `event` = its name and JSON `data` {position, name,
-    block_number, block_timestamp, tx_hash, log_index, job_id, args}. Comments keep idle streams
-    alive. `max_events` and `timeout` end a stream early (for scripts and tests)."""
+    """Each event has `id` = its stream sequence number, `event` = its name and JSON `data` {seq,
+    position, name, block_number, block_timestamp, tx_hash, gas_used, log_index, job_id, args}.
+    After a reorg the stream sends `event: reorg` with `data` {seq, ancestor_block, ancestor_hash,
+    replaced_to_block, events_removed}: events of blocks above `ancestor_block` are void, and the
+    replacement events follow. Comments keep idle streams alive. `max_events` and `timeout` end a
+    stream early (for scripts and tests); a reorg notice counts as an event."""
     settings = services.settings
     async for message in event_stream(
         services.database, start, limits,
