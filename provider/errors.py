@@ -1,0 +1,9 @@
+"""Exceptions: the provider package's root, under the marketplace's own root."""
+
+from __future__ import annotations
+
+from marketplace.errors import MarketError
+
+
+class ProviderError(MarketError):
+    """Root of every error the provider package raises."""
