@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup test demo lint contracts slither gas bench lock clean
+.PHONY: all setup assets chromium test demo lint contracts slither gas bench lock clean
 
 all: test
 
@@ -22,10 +22,24 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+# The dashboard's front-end libraries, copied from node_modules into the package (gitignored).
+DASHBOARD_VENDOR := marketplace/dashboard/static/vendor
+$(DASHBOARD_VENDOR)/.built: node_modules/.installed
+	mkdir -p $(DASHBOARD_VENDOR)
+	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css $(DASHBOARD_VENDOR)/
+	cp node_modules/uplot/LICENSE $(DASHBOARD_VENDOR)/uPlot.LICENSE
+	touch $@
+
+assets: $(DASHBOARD_VENDOR)/.built
+
+setup: $(VENV)/.installed node_modules/.installed assets
+
+# Debian's Chromium, which the dashboard's browser tests drive (Playwright downloads no browser here).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 # ── main commands ──
-test: setup
+test: setup chromium
 	$(PY) scripts/compile_contracts.py --check
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory slither

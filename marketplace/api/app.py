@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from ..dashboard.mount import install_dashboard
 from ..indexer.status import IndexerStatus
 from ..store.blobs import BlobStore
 from .cache import ResponseCache
@@ -17,6 +18,8 @@ from .errors import install_error_handlers
 from .middleware import LatencyMiddleware
 from .routes import blobs as blob_routes
 from .routes import events, health, jobs, providers, stats
+from .routes import insights as insight_routes
+from .routes import search as search_routes
 
 MIB = 1024 * 1024
 
@@ -63,6 +66,9 @@ def create_app(
     )
     for module in (health, jobs, providers, stats, blob_routes, events):
         app.include_router(module.router)
+    for dashboard_module in (insight_routes, search_routes):
+        app.include_router(dashboard_module.router)
+    install_dashboard(app)
     install_error_handlers(app)
     app.add_middleware(LatencyMiddleware)
     return app

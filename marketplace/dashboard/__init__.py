@@ -1,0 +1,1 @@
+"""The web dashboard: static pages and scripts in `static/`, served at `/` by `install_dashboard`."""
