@@ -33,7 +33,9 @@ def run_module(task: Task, deadline: Deadline) -> TaskResult:
     check_imports(module)
     check_exports(module, task.workload.entry)
     payload = abi.frame(abi.args_frame(task.args), task.inputs)
-    store = new_store(engine, task.limits, fuel=task.fuel)
+    # wasmtime checks fuel only at calls and loop heads, and reports what is left saturated at
+    # zero; one unit of headroom makes "fuel left > 0" mean "used <= limit", whatever the limit.
+    store = new_store(engine, task.limits, fuel=task.fuel + 1)
     memory: Memory | None = None
     # The timer ends the epoch the store's deadline waits for: running code then traps with
     # INTERRUPT at its next loop back-edge or call, wherever it is.
@@ -57,7 +59,14 @@ def run_module(task: Task, deadline: Deadline) -> TaskResult:
         raise InvalidModule(f"the module cannot be instantiated: {reason_of(exc)}") from None
     finally:
         timer.cancel()
-    return TaskResult(output=output, fuel_used=task.fuel - store.get_fuel())
+    left = store.get_fuel()
+    if left == 0:
+        raise _out_of_fuel(task)
+    return TaskResult(output=output, fuel_used=task.fuel + 1 - left)
+
+
+def _out_of_fuel(task: Task) -> FuelExhausted:
+    return FuelExhausted(f"the module needs more than the {task.fuel} fuel of the job's limit")
 
 
 def _call(store: Store, memory: Memory, alloc: Func, entry: Func, payload: bytearray) -> bytes:
@@ -82,7 +91,7 @@ def _call(store: Store, memory: Memory, alloc: Func, entry: Func, payload: bytea
 def _trap_error(trap: Trap, store: Store, memory: Memory | None, task: Task) -> WorkloadError:
     code = trap.trap_code
     if code is TrapCode.OUT_OF_FUEL:
-        return FuelExhausted(f"the module used all {task.fuel} fuel of the job's limit")
+        return _out_of_fuel(task)
     if code is TrapCode.INTERRUPT:
         return WorkloadTimeout(f"the module ran past its wall-clock limit of {task.limits.timeout_s} s")
     # memory.grow past the cap returns -1; a module that then traps (as allocators do) ran out

@@ -22,9 +22,11 @@ from marketplace.spec import Limits
 
 from ..errors import ForbiddenImport, InvalidModule, MemoryExceeded
 from . import abi
-from .host import FAIL_PARAMS, FAIL_RESULTS, new_linker, new_store
+from .host import FAIL_PARAMS, FAIL_RESULTS, ModuleFailed, new_linker, new_store
 
 _WASM_MAGIC = b"\0asm"
+# Fuel for the trial instantiation: enough to initialise data segments, a few microseconds of work.
+_TRIAL_FUEL = 10_000
 
 
 @dataclass(frozen=True)
@@ -105,14 +107,17 @@ def check_exports(module: Module, entry: str) -> ModuleShape:
 
 
 def check_instantiates(engine: Engine, module: Module, limits: Limits) -> None:
-    """Instantiates the module with no fuel: memories, tables and data segments are set up (and
-    checked against the limits) but no code runs, so this is cheap and has no effects."""
-    store = new_store(engine, limits, fuel=0)
+    """Instantiates the module on a little fuel: memories, tables and data segments are set up
+    and checked against the limits, and at most a start function's first steps run (with no
+    input and nothing to touch but its own memory, so this has no effects)."""
+    store = new_store(engine, limits, fuel=min(limits.fuel, _TRIAL_FUEL))
     try:
         new_linker(engine).instantiate(store, module)
     except Trap as trap:
-        if trap.trap_code is not TrapCode.OUT_OF_FUEL:  # a start function would run: out of fuel is fine
+        if trap.trap_code is not TrapCode.OUT_OF_FUEL:  # a long start function is fine
             raise InvalidModule(f"the module traps while being instantiated: {reason_of(trap)}") from None
+    except ModuleFailed as failure:
+        raise InvalidModule(f"the module fails while being instantiated: {failure.message}") from None
     except WasmtimeError as exc:
         reason = reason_of(exc)
         if "exceeds" in reason and "limit" in reason:
