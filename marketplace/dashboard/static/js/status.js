@@ -87,7 +87,10 @@ export function startStatus({ banner, footer, live }) {
     live.dataset.state = event.detail;
     live.textContent = event.detail === "open" ? "Live updates: on" : `Live updates: ${event.detail === "down" ? "off, retrying" : "connecting"}`;
     update();
-    if (event.detail !== "open") setTimeout(update, STREAM_GRACE_MS + 100);
+    if (event.detail !== "open") {
+      poll(banner, footer); // a dropped stream is often the service going away: find out now
+      setTimeout(update, STREAM_GRACE_MS + 100);
+    }
   });
   streamDownSince = streamState() === "open" ? null : Date.now();
   const loop = async () => {
