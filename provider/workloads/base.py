@@ -8,7 +8,7 @@ spec; `run_task` turns one Task into one TaskResult; `Plan.reduce` combines the 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from marketplace.spec import BuiltinWorkload, Limits, WasmWorkload
@@ -83,7 +83,7 @@ class Plan:
     memory_estimate: int
     reduce_fuel: int
     limits: Limits
-    combine: Combine
+    combine: Combine = field(repr=False)
 
     def reduce(self, results: Sequence[TaskResult]) -> TaskResult:
         """The job's result from its tasks' results, given in task order; fuel used adds up."""

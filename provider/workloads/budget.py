@@ -8,10 +8,10 @@ from .base import MIB
 from .errors import FuelExhausted, MemoryExceeded
 
 
-def require_fuel(needed: int, limit: int, what: str) -> None:
-    """Raises FuelExhausted when `what` needs more fuel than `limit`."""
+def require_fuel(needed: int, limit: int, what: str, allowance: str = "the job's fuel limit") -> None:
+    """Raises FuelExhausted when `what` needs more fuel than `limit` (which is `allowance`)."""
     if needed > limit:
-        raise FuelExhausted(f"{what} needs {needed} fuel but the job's fuel limit is {limit}")
+        raise FuelExhausted(f"{what} needs {needed} fuel but {allowance} is {limit}")
 
 
 def require_memory(needed_bytes: int, limits: Limits, what: str) -> None:

@@ -11,7 +11,8 @@ class Deadline:
     """`timeout_s` seconds from now, on the monotonic clock (immune to wall-clock jumps).
 
     Time never feeds into a result: it only decides whether a run is abandoned, so honest
-    replicas still agree bit for bit on every result they do produce.
+    replicas still agree bit for bit on every result they do produce. Built-ins check it between
+    steps of their loops; one step (a single sort, say) runs to its end.
     """
 
     def __init__(self, timeout_s: float) -> None:

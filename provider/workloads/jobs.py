@@ -29,11 +29,15 @@ def plan(spec: JobSpec, blobs: Mapping[str, bytes]) -> Plan:
     missing or malformed inputs, a module that does not compile or imports what it may not, or
     a job whose fuel or memory would exceed `spec.limits`.
     """
-    inputs = [_blob(blobs, digest, f"input {index}") for index, digest in enumerate(spec.inputs)]
     if isinstance(spec.workload, WasmWorkload):
         module = _blob(blobs, spec.workload.module, "the WebAssembly module")
-        return plan_module(spec, spec.workload, module, inputs)
-    return plan_builtin(builtin(spec.workload.name), spec, inputs)
+        return plan_module(spec, spec.workload, module, _inputs(spec, blobs))
+    workload = builtin(spec.workload.name)
+    return plan_builtin(workload, spec, _inputs(spec, blobs))
+
+
+def _inputs(spec: JobSpec, blobs: Mapping[str, bytes]) -> list[bytes]:
+    return [_blob(blobs, digest, f"input {index}") for index, digest in enumerate(spec.inputs)]
 
 
 def run_task(task: Task) -> TaskResult:

@@ -59,7 +59,9 @@ def run_builtin(workload: Builtin[Any, Any], task: Task, deadline: Deadline) -> 
     been built or altered outside `plan`): it uses exactly the fuel it reports."""
     part = workload.parse_part(task.args)
     cost = workload.cost(part, task.inputs)
-    require_fuel(cost.fuel, min(task.fuel, task.limits.fuel), f"task {task.index} of {workload.name}")
+    require_fuel(
+        cost.fuel, min(task.fuel, task.limits.fuel), f"task {task.index} of {workload.name}", "its allowance"
+    )
     require_memory(cost.memory_bytes, task.limits, f"task {task.index} of {workload.name}")
     deadline.check()
     output = _guarded(workload, lambda: workload.run(part, task.inputs, deadline))

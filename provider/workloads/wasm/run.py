@@ -12,7 +12,6 @@ from ..base import MIB, Task, TaskResult
 from ..deadline import Deadline
 from ..errors import (
     FuelExhausted,
-    InvalidModule,
     MemoryExceeded,
     WorkloadError,
     WorkloadTimeout,
@@ -21,7 +20,7 @@ from ..errors import (
 from . import abi
 from .engine import new_engine
 from .host import ModuleFailed, new_linker, new_store
-from .validate import check_exports, check_imports, compile_module, reason_of
+from .validate import check_exports, check_imports, compile_module, instantiation_error, reason_of
 
 
 def run_module(task: Task, deadline: Deadline) -> TaskResult:
@@ -35,7 +34,8 @@ def run_module(task: Task, deadline: Deadline) -> TaskResult:
     payload = abi.frame(abi.args_frame(task.args), task.inputs)
     # wasmtime checks fuel only at calls and loop heads, and reports what is left saturated at
     # zero; one unit of headroom makes "fuel left > 0" mean "used <= limit", whatever the limit.
-    store = new_store(engine, task.limits, fuel=task.fuel + 1)
+    budget = min(task.fuel, task.limits.fuel)
+    store = new_store(engine, task.limits, fuel=budget + 1)
     memory: Memory | None = None
     # The timer ends the epoch the store's deadline waits for: running code then traps with
     # INTERRUPT at its next loop back-edge or call, wherever it is.
@@ -52,21 +52,21 @@ def run_module(task: Task, deadline: Deadline) -> TaskResult:
         memory = exported_memory
         output = _call(store, memory, alloc, entry, payload)
     except Trap as trap:
-        raise _trap_error(trap, store, memory, task) from None
+        raise _trap_error(trap, store, memory, task, budget) from None
     except ModuleFailed as failure:
         raise WorkloadTrap(f"the module failed: {failure.message}") from None
     except WasmtimeError as exc:
-        raise InvalidModule(f"the module cannot be instantiated: {reason_of(exc)}") from None
+        raise instantiation_error(exc, task.limits) from None
     finally:
         timer.cancel()
     left = store.get_fuel()
     if left == 0:
-        raise _out_of_fuel(task)
-    return TaskResult(output=output, fuel_used=task.fuel + 1 - left)
+        raise _out_of_fuel(budget)
+    return TaskResult(output=output, fuel_used=budget + 1 - left)
 
 
-def _out_of_fuel(task: Task) -> FuelExhausted:
-    return FuelExhausted(f"the module needs more than the {task.fuel} fuel of the job's limit")
+def _out_of_fuel(budget: int) -> FuelExhausted:
+    return FuelExhausted(f"the module needs more than the {budget} fuel of the job's limit")
 
 
 def _call(store: Store, memory: Memory, alloc: Func, entry: Func, payload: bytearray) -> bytes:
@@ -88,10 +88,10 @@ def _call(store: Store, memory: Memory, alloc: Func, entry: Func, payload: bytea
     return bytes(memory.read(store, out_pointer, out_pointer + out_length))
 
 
-def _trap_error(trap: Trap, store: Store, memory: Memory | None, task: Task) -> WorkloadError:
+def _trap_error(trap: Trap, store: Store, memory: Memory | None, task: Task, budget: int) -> WorkloadError:
     code = trap.trap_code
     if code is TrapCode.OUT_OF_FUEL:
-        return _out_of_fuel(task)
+        return _out_of_fuel(budget)
     if code is TrapCode.INTERRUPT:
         return WorkloadTimeout(f"the module ran past its wall-clock limit of {task.limits.timeout_s} s")
     # memory.grow past the cap returns -1; a module that then traps (as allocators do) ran out

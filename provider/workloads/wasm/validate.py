@@ -20,7 +20,7 @@ from wasmtime import (
 
 from marketplace.spec import Limits
 
-from ..errors import ForbiddenImport, InvalidModule, MemoryExceeded
+from ..errors import ForbiddenImport, InvalidModule, MemoryExceeded, WorkloadError
 from . import abi
 from .host import FAIL_PARAMS, FAIL_RESULTS, ModuleFailed, new_linker, new_store
 
@@ -119,10 +119,15 @@ def check_instantiates(engine: Engine, module: Module, limits: Limits) -> None:
     except ModuleFailed as failure:
         raise InvalidModule(f"the module fails while being instantiated: {failure.message}") from None
     except WasmtimeError as exc:
-        reason = reason_of(exc)
-        if "exceeds" in reason and "limit" in reason:
-            raise MemoryExceeded(
-                f"the module needs more than the job's limits allow: {reason} "
-                f"(memory_mb={limits.memory_mb}, at most {abi.MAX_TABLE_ELEMENTS} table elements)"
-            ) from None
-        raise InvalidModule(f"the module cannot be instantiated: {reason}") from None
+        raise instantiation_error(exc, limits) from None
+
+
+def instantiation_error(error: WasmtimeError, limits: Limits) -> WorkloadError:
+    """What a failed instantiation means: too big for the limits, or a broken module."""
+    reason = reason_of(error)
+    if "exceeds" in reason and "limit" in reason:
+        return MemoryExceeded(
+            f"the module needs more than the job's limits allow: {reason} "
+            f"(memory_mb={limits.memory_mb}, at most {abi.MAX_TABLE_ELEMENTS} table elements)"
+        )
+    return InvalidModule(f"the module cannot be instantiated: {reason}")
