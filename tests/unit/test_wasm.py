@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -125,6 +126,12 @@ def test_wasm_task_pickles_and_carries_its_module() -> None:
     copy = pickle.loads(pickle.dumps(task))
     assert run_task(copy) == run_task(task)
     assert task.name.startswith("wasm:")
+
+
+def test_wasm_plan_pickles_and_reduces_to_the_module_output() -> None:
+    spec, blobs = wasm_job(module(), [b"q"])
+    job = pickle.loads(pickle.dumps(plan(spec, blobs)))
+    assert job.reduce([run_task(task) for task in job.tasks]) == run_job(spec, blobs)
 
 
 def test_nans_are_canonical() -> None:
@@ -262,6 +269,24 @@ def test_infinite_loop_with_huge_fuel_hits_the_wall_clock_limit() -> None:
     with pytest.raises(WorkloadTimeout, match="wall-clock limit of 1 s"):
         run_job(spec, blobs)
     assert 0.9 < time.monotonic() - started < 3
+
+
+def test_one_runs_timer_does_not_interrupt_another_running_at_the_same_time() -> None:
+    # Each run has its own engine, so the 1 s job's timer cannot end the 2 s job's epoch.
+    elapsed: dict[int, float] = {}
+
+    def spin(timeout_s: int) -> None:
+        started = time.monotonic()
+        with pytest.raises(WorkloadTimeout):
+            run_job(*wasm_job(module(SPIN), fuel=2**62, timeout_s=timeout_s))
+        elapsed[timeout_s] = time.monotonic() - started
+
+    threads = [threading.Thread(target=spin, args=(seconds,)) for seconds in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 0.9 < elapsed[1] < 1.9 <= elapsed[2] < 4
 
 
 GROW_UNTIL_REFUSED = (

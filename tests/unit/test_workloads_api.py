@@ -164,6 +164,18 @@ def test_plan_refuses_unknown_workloads_by_name() -> None:
         plan(spec, blobs)
 
 
+def test_unknown_workload_is_reported_before_missing_inputs() -> None:
+    spec, _ = builtin_spec("bitcoin-miner", {}, [b"never uploaded"])
+    with pytest.raises(UnknownWorkload):
+        plan(spec, {})
+
+
+def test_plan_repr_is_short() -> None:
+    spec, blobs = builtin_spec("matrix-multiply", {"a": [[7] * 300], "b": [[5]] * 300})
+    text = repr(plan(spec, blobs))
+    assert "fuel_estimate=300" in text and "combine" not in text and len(text) < 1000
+
+
 def test_plan_refuses_missing_input_blobs() -> None:
     spec, blobs = builtin_spec("word-count", {}, [b"present", b"absent"])
     del blobs[sha256(b"absent").hex()]
