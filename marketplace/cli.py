@@ -554,6 +554,302 @@ def job_cancel(
     console.print(f"job {job_id} cancelled; its escrow is credited back to the requester")
 
 
+provider_app = typer.Typer(help="Provider commands: run the daemon that claims, runs and settles jobs.")
+app.add_typer(provider_app, name="provider")
+stake_app = typer.Typer(help="Provider staking: register, stake, unstake, withdraw stake.")
+app.add_typer(stake_app, name="stake")
+workload_app = typer.Typer(help="Workloads: the built-in catalog, and running a job spec locally.")
+app.add_typer(workload_app, name="workload")
+
+DevnetAccountOption = Annotated[
+    int | None,
+    typer.Option("--devnet-account", min=0, max=9, help="sign with devnet account N (devnets only)"),
+]
+
+
+def market_actor(
+    rpc: str | None,
+    market: str | None,
+    key: str | None,
+    keystore: Path | None,
+    devnet_account: int | None,
+    default_account: int,
+) -> tuple[Any, str]:
+    """A MarketActor from command-line options, and the market address."""
+    from eth_utils import is_address
+
+    from .chain.deploy import Deployment
+    from .chain.devnet import DEVNET_CHAIN_IDS, devnet_accounts
+    from .chain.market import Market, MarketActor
+    from .chain.sender import TxSender
+
+    config = settings()
+    w3, chain_id = connect_checked(rpc or config.rpc_url, None, config.rpc_timeout)
+    if market is None:
+        path = config.deployments_dir / f"{chain_id}.json"
+        if not path.exists():
+            fail(f"no --market given and no {path}: deploy first or pass --market")
+        market = Deployment.read(path).market
+    if not is_address(market):
+        fail(f"--market {market!r} is not an address")
+    if devnet_account is not None or (key is None and keystore is None):
+        if chain_id not in DEVNET_CHAIN_IDS:
+            fail(f"chain {chain_id} is not a devnet: pass --key HEX or --keystore FILE to sign")
+        account = devnet_accounts()[default_account if devnet_account is None else devnet_account]
+    else:
+        account = signing_account(key, keystore, config.keystore_password, chain_id)
+    sender = TxSender(w3, account, receipt_timeout=config.receipt_timeout)
+    return MarketActor(Market(w3, market), sender), market
+
+
+@provider_app.command("start")
+def provider_start(
+    api: ApiOption = DEFAULT_API,
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetAccountOption = None,
+    state: Annotated[Path, typer.Option(help="directory of the provider's state and results")] = Path(
+        "provider-state"
+    ),
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (ray start --head prints it) [default: local Ray]")
+    ] = None,
+    ray_cpus: Annotated[int | None, typer.Option(min=1, help="CPUs of a local Ray")] = None,
+    workloads: Annotated[
+        str | None, typer.Option(help='comma-separated built-in names and "wasm" [default: all]')
+    ] = None,
+    min_price_per_fuel: Annotated[int, typer.Option(min=0, help="least reward per fuel unit, wei")] = 0,
+    collateral_budget: Annotated[
+        str | None, typer.Option(help="most collateral locked at once, in stake-token units")
+    ] = None,
+    max_concurrent: Annotated[int, typer.Option(min=1, help="jobs held at once")] = 64,
+    max_batch: Annotated[int, typer.Option(min=1, max=500, help="jobs per batch transaction")] = 100,
+    stake: Annotated[str, typer.Option(help="free stake to keep at start-up, in stake-token units")] = "0",
+    withdraw_threshold: Annotated[
+        str, typer.Option(help="withdraw earnings above this, token units")
+    ] = "0.01",
+    claim_delay: Annotated[
+        float, typer.Option(min=0, help="seconds before claiming a job meant for other providers")
+    ] = 0.5,
+    poll_interval: Annotated[float, typer.Option(min=0.01, max=10, help="seconds between idle rounds")] = 0.1,
+    drain_timeout: Annotated[
+        float, typer.Option(min=0, help="seconds SIGTERM waits for in-flight work")
+    ] = 30.0,
+    metrics_port: Annotated[int | None, typer.Option(min=0, max=65535, help="serve /metrics here")] = None,
+    byzantine: Annotated[
+        str | None, typer.Option(help="dishonest mode for tests: wrong-result, no-reveal or copy")
+    ] = None,
+    log_format: Annotated[str, typer.Option(help="json or text")] = "json",
+) -> None:
+    """Run a provider: register and stake if needed, then claim, run and settle jobs until Ctrl-C."""
+    import logging
+
+    from pydantic import ValidationError
+
+    from provider import logs
+    from provider.config import Byzantine, ProviderConfig
+    from provider.daemon import DaemonError, ProviderDaemon
+    from provider.state import StateError
+
+    if log_format not in ("json", "text"):
+        fail(f"--log-format must be json or text, not {log_format!r}")
+    if byzantine is not None and byzantine not in {mode.value for mode in Byzantine}:
+        fail(f"--byzantine must be one of {', '.join(m.value for m in Byzantine)}, not {byzantine!r}")
+    actor, market_address = market_actor(rpc, market, key, keystore, devnet_account, default_account=4)
+    logs.configure(logging.INFO, json_lines=log_format == "json")
+    try:
+        config = ProviderConfig(
+            rpc_url=rpc or settings().rpc_url, market=market_address, api_url=api, state_path=state,
+            ray_address=ray_address, ray_cpus=ray_cpus, workloads=workloads,
+            min_price_per_fuel=min_price_per_fuel,
+            collateral_budget=parse_amount(collateral_budget) if collateral_budget else None,
+            max_concurrent_jobs=max_concurrent, max_batch=max_batch,
+            stake=parse_amount(stake) if stake != "0" else 0,
+            withdraw_threshold=parse_amount(withdraw_threshold) if withdraw_threshold != "0" else 0,
+            claim_delay=claim_delay, poll_interval=poll_interval, drain_timeout=drain_timeout,
+            metrics_port=metrics_port, byzantine=byzantine,
+        )  # fmt: skip
+    except ValidationError as exc:
+        fail(f"invalid provider settings: {exc}")
+    stop = threading.Event()
+    stop_on_signals(stop)
+    try:
+        daemon = ProviderDaemon(config, actor.sender.account)
+        daemon.start()
+    except (DaemonError, StateError) as exc:
+        fail(str(exc))
+    daemon.run(stop)
+
+
+@stake_app.command("status")
+def stake_status(
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetAccountOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a provider's registration, free, locked and unbonding stake."""
+    actor, _ = market_actor(rpc, market, key, keystore, devnet_account, default_account=4)
+    info = actor.market.provider(actor.address)
+    fields = {
+        "provider": actor.address, "registered": info.registered, "free": str(info.free_stake),
+        "locked": str(info.locked_stake), "unbonding": str(info.unbonding),
+        "unbonding_ready_at": info.unbonding_ready_at,
+    }  # fmt: skip
+    if as_json:
+        print(json.dumps(fields))
+        return
+    for name, value in fields.items():
+        console.print(f"{name:>20}  {value}")
+
+
+def _staking_call(function: str, *args: Any, value: int = 0, **options: Any) -> None:
+    from .errors import MarketError
+
+    actor, _ = market_actor(**options, default_account=4)
+    try:
+        result = actor.send(actor.market.call(function, *args, value=value))
+    except MarketError as exc:
+        fail(str(exc))
+    console.print(f"{function}: mined in block {result.block_number} ({result.gas_used:,} gas)")
+
+
+@stake_app.command("register")
+def stake_register(
+    metadata_uri: Annotated[str, typer.Argument(help="where the provider describes itself")] = "",
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetAccountOption = None,
+) -> None:
+    """Register as a provider."""
+    _staking_call(
+        "registerProvider", metadata_uri,
+        rpc=rpc, market=market, key=key, keystore=keystore, devnet_account=devnet_account,
+    )  # fmt: skip
+
+
+@stake_app.command("add")
+def stake_add(
+    amount: Annotated[str, typer.Argument(help="stake to add, in stake-token units (ETH by default)")],
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetAccountOption = None,
+) -> None:
+    """Add free stake (sends ETH with the call when the stake token is ETH)."""
+    wei = parse_amount(amount)
+    _staking_call(
+        "stake", wei, value=wei,
+        rpc=rpc, market=market, key=key, keystore=keystore, devnet_account=devnet_account,
+    )  # fmt: skip
+
+
+@stake_app.command("unstake")
+def stake_unstake(
+    amount: Annotated[str, typer.Argument(help="free stake to start unbonding, in stake-token units")],
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetAccountOption = None,
+) -> None:
+    """Move free stake to unbonding; `cmarket stake withdraw` sends it once the period is over."""
+    _staking_call(
+        "requestUnstake", parse_amount(amount),
+        rpc=rpc, market=market, key=key, keystore=keystore, devnet_account=devnet_account,
+    )  # fmt: skip
+
+
+@stake_app.command("withdraw")
+def stake_withdraw(
+    rpc: RpcOption = None,
+    market: MarketOption = None,
+    key: KeyOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetAccountOption = None,
+) -> None:
+    """Withdraw stake whose unbonding period is over."""
+    _staking_call(
+        "withdrawStake", rpc=rpc, market=market, key=key, keystore=keystore, devnet_account=devnet_account
+    )
+
+
+@workload_app.command("list")
+def workload_list(as_json: JsonOption = False) -> None:
+    """The built-in workloads: arguments, inputs and cost model."""
+    from provider.workloads import catalog
+
+    entries = catalog()
+    if as_json:
+        print(json.dumps([
+            {"name": e.name, "description": e.description, "args_schema": e.args_schema,
+             "inputs": e.inputs, "cost_model": e.cost_model}
+            for e in entries
+        ]))  # fmt: skip
+        return
+    for entry in entries:
+        console.print(f"[bold]{entry.name}[/]  {entry.description}")
+        console.print(f"    inputs: {entry.inputs}")
+        console.print(f"    cost:   {entry.cost_model}")
+
+
+@workload_app.command("run")
+def workload_run(
+    spec: Annotated[Path, typer.Option(help="job spec, a JSON file")],
+    inputs: Annotated[list[Path] | None, typer.Option("--input", help="input file (repeatable)")] = None,
+    module: Annotated[Path | None, typer.Option(help="the WebAssembly module the spec names")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the result here")] = None,
+) -> None:
+    """Run a job spec locally, as a provider would, and print its result hash and fuel used.
+
+    Inputs given with --input are added to the spec's `inputs` (as `cmarket job submit` does);
+    the module of a wasm spec is given with --module (its digest must match the spec's)."""
+    from provider.workloads import WorkloadError, run_job
+
+    from .hashing import sha256
+    from .spec import InvalidSpec, WasmWorkload, parse_spec
+
+    try:
+        document = json.loads(spec.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        fail(f"cannot read spec {spec}: {exc}")
+    blobs: dict[str, bytes] = {}
+    for path in inputs or []:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            fail(f"cannot read input {path}: {exc}")
+        blobs[sha256(data).hex()] = data
+    if isinstance(document, dict):
+        document = {**document, "inputs": [*document.get("inputs", []), *blobs]}
+    try:
+        job = parse_spec(document)
+    except InvalidSpec as exc:
+        fail(str(exc))
+    if isinstance(job.workload, WasmWorkload):
+        if module is None:
+            fail("the spec runs a WebAssembly module: pass it with --module")
+        code = module.read_bytes()
+        if sha256(code).hex() != job.workload.module:
+            fail(f"{module} hashes to {sha256(code).hex()}, not the spec's module {job.workload.module}")
+        blobs[job.workload.module] = code
+    try:
+        result = run_job(job, blobs)
+    except WorkloadError as exc:
+        fail(f"{exc.code}: {exc.message}")
+    if out is not None:
+        out.write_bytes(result.output)
+    console.print(f"result sha256 0x{sha256(result.output).hex()}  ({len(result.output)} bytes)")
+    console.print(f"fuel used {result.fuel_used:,}; spec digest {job.digest}")
+
+
 @app.command()
 def demo(
     chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",

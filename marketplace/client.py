@@ -73,6 +73,10 @@ class MarketplaceApi:
     def job(self, job_id: int) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/jobs/{job_id}").json())
 
+    def providers(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The first `limit` registered providers, by address."""
+        return list(self._request("GET", "/v1/providers", params={"limit": limit}).json()["providers"])
+
     def wait(
         self,
         job_id: int,

@@ -18,6 +18,7 @@ class RpcError(ChainError):
         self.method = method
         self.code = code
         self.message = message
+        self.data: Any = None  # revert data of a failed eth_call, when the node gives it
 
 
 class RpcUnavailable(ChainError):
@@ -50,8 +51,10 @@ class RpcClient:
             raise RpcError(method, int(error.get("code", 0)), str(error.get("message", error)))
         return reply.get("result")
 
-    def batch(self, method: str, params_list: list[list[Any]]) -> list[Any]:
-        """The same method called with each parameter list, in one HTTP request."""
+    def batch(self, method: str, params_list: list[list[Any]], *, raise_errors: bool = True) -> list[Any]:
+        """The same method called with each parameter list, in one HTTP request. With
+        `raise_errors=False`, a request the node answered with an error gives its RpcError in
+        place of a result instead of raising it."""
         if not params_list:
             return []
         first = next(self._ids)
@@ -72,7 +75,12 @@ class RpcClient:
                 raise RpcUnavailable(f"{self.url} left request {offset} of a {method} batch unanswered")
             if "error" in reply:
                 error = reply["error"]
-                raise RpcError(method, int(error.get("code", 0)), str(error.get("message", error)))
+                failure = RpcError(method, int(error.get("code", 0)), str(error.get("message", error)))
+                failure.data = error.get("data")
+                if raise_errors:
+                    raise failure
+                results.append(failure)
+                continue
             results.append(reply["result"])
         return results
 
@@ -90,8 +98,14 @@ class RpcClient:
     def receipts(self, tx_hashes: list[str]) -> list[dict[str, Any] | None]:
         return self.batch("eth_getTransactionReceipt", [[tx_hash] for tx_hash in tx_hashes])
 
-    def logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]]:
-        result = self.call(
-            "eth_getLogs", {"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
-        )
-        return list(result)
+    def logs(
+        self, address: str, from_block: int, to_block: int | str, topics: list[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {
+            "address": address,
+            "fromBlock": hex(from_block),
+            "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
+        }
+        if topics is not None:
+            query["topics"] = topics
+        return list(self.call("eth_getLogs", query))

@@ -1,0 +1,243 @@
+"""The provider's crash-safe local state: one row per job it took on, in a SQLite file.
+
+What the chain cannot tell a restarted provider is kept here: the salt of each commitment (lose it
+and the reveal is lost, which is a slash), the result it computed, and what it was about to send.
+Every write is a committed, fsynced transaction (`synchronous=FULL`) made BEFORE the transaction
+that depends on it is sent; the chain says what happened after that, so a restart reconciles each
+row with the chain instead of trusting it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+
+SCHEMA_VERSION = "1"
+
+
+class Stage(StrEnum):
+    """Where a job stands for this provider. Terminal stages are never left."""
+
+    CLAIMING = "claiming"  # the claim is being sent
+    CLAIMED = "claimed"  # a slot is held; the result is not computed yet
+    COMPUTED = "computed"  # result (and salt) persisted; nothing about it sent yet
+    COMMITTING = "committing"  # the commit (or, for one replica, the submit) is being sent
+    COMMITTED = "committed"  # the commitment is on-chain; waiting for the reveal phase
+    REVEALING = "revealing"  # the reveal is being sent
+    REVEALED = "revealed"  # waiting for the job to be finalized
+    SETTLED = "settled"  # the job was finalized (see `outcome`)
+    LOST = "lost"  # another provider took the slot, or the job went away before the claim
+    FAILED = "failed"  # the workload failed: no result was ever committed
+    CANCELLED = "cancelled"  # the job was cancelled while this provider held a slot
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Stage.SETTLED, Stage.LOST, Stage.FAILED, Stage.CANCELLED})
+
+
+@dataclass(frozen=True)
+class WorkRecord:
+    job_id: int
+    stage: Stage
+    replicas: int
+    spec_hash: str  # hex digest of the spec blob
+    token: str
+    reward: int
+    collateral: int
+    result_hash: str | None = None  # 0x-hex: what this provider commits to
+    salt: str | None = None  # 0x-hex, for replicated jobs
+    computed_hash: str | None = None  # 0x-hex of the workload's real output (differs only when lying)
+    fuel_used: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+    outcome: str | None = None  # won, lost, returned, slashed, cancelled, failed
+    uploaded: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def with_(self, **changes: Any) -> WorkRecord:
+        return dataclasses.replace(self, **changes)
+
+
+_metadata = MetaData()
+_WORK = Table(
+    "work",
+    _metadata,
+    Column("job_id", Integer, primary_key=True, autoincrement=False),
+    Column("stage", String(16), nullable=False, index=True),
+    Column("replicas", Integer, nullable=False),
+    Column("spec_hash", String(64), nullable=False),
+    Column("token", String(42), nullable=False),
+    Column("reward", String(80), nullable=False),
+    Column("collateral", String(80), nullable=False),
+    Column("result_hash", String(66)),
+    Column("salt", String(66)),
+    Column("computed_hash", String(66)),
+    Column("fuel_used", Integer),
+    Column("error_code", String(32)),
+    Column("error", String(2000)),
+    Column("outcome", String(16)),
+    Column("uploaded", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+_META = Table(
+    "meta",
+    _metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(2000), nullable=False),
+)
+_INTEGERS = ("reward", "collateral")
+
+
+def _to_row(record: WorkRecord) -> dict[str, Any]:
+    row = dataclasses.asdict(record)
+    row["stage"] = record.stage.value
+    for name in _INTEGERS:
+        row[name] = str(row[name])
+    return row
+
+
+def _from_row(row: Any) -> WorkRecord:
+    fields = dict(row._mapping)
+    fields["stage"] = Stage(fields["stage"])
+    for name in _INTEGERS:
+        fields[name] = int(fields[name])
+    return WorkRecord(**fields)
+
+
+class StateError(Exception):
+    """The state file belongs to another market or account, or is from a newer version."""
+
+
+class LocalState:
+    """The provider's jobs, in `path` (created if missing)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.engine: Engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+
+        @event.listens_for(self.engine, "connect")
+        def _durable(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not just a crash
+            cursor.close()
+
+        _metadata.create_all(self.engine)
+        version = self.meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif version != SCHEMA_VERSION:
+            raise StateError(f"{path} has state schema {version}; this provider reads {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def bind(self, chain_id: int, market: str, account: str) -> None:
+        """Ties the file to one chain, market and account; refuses a file tied to others."""
+        identity = f"{chain_id}:{market}:{account}"
+        found = self.meta("identity")
+        if found is None:
+            self.set_meta("identity", identity)
+        elif found != identity:
+            raise StateError(
+                f"{self.path} is the state of {found.replace(':', ' / ')}, "
+                f"not {identity.replace(':', ' / ')}: use another --state directory"
+            )
+
+    # ── jobs ──
+
+    def add(self, records: Sequence[WorkRecord]) -> None:
+        """Stores new records (in one transaction)."""
+        if not records:
+            return
+        now = time.time()
+        rows = [_to_row(record.with_(created_at=now, updated_at=now)) for record in records]
+        with self.engine.begin() as connection:
+            connection.execute(insert(_WORK), rows)
+
+    def save(self, records: Iterable[WorkRecord]) -> list[WorkRecord]:
+        """Writes the records' current fields (in one transaction); returns them as stored."""
+        stored = [record.with_(updated_at=time.time()) for record in records]
+        if not stored:
+            return stored
+        with self.engine.begin() as connection:
+            for record in stored:
+                row = _to_row(record)
+                job_id = row.pop("job_id")
+                row.pop("created_at")
+                connection.execute(update(_WORK).where(_WORK.c.job_id == job_id).values(**row))
+        return stored
+
+    def get(self, job_id: int) -> WorkRecord | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(_WORK).where(_WORK.c.job_id == job_id)).first()
+        return None if row is None else _from_row(row)
+
+    def known(self, job_ids: Iterable[int]) -> set[int]:
+        """Which of `job_ids` have a record (in any stage)."""
+        ids = list(job_ids)
+        if not ids:
+            return set()
+        with self.engine.connect() as connection:
+            return set(connection.execute(select(_WORK.c.job_id).where(_WORK.c.job_id.in_(ids))).scalars())
+
+    def active(self) -> list[WorkRecord]:
+        """Every record not in a terminal stage, oldest job first."""
+        terminal = [stage.value for stage in TERMINAL]
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(_WORK).where(_WORK.c.stage.not_in(terminal)).order_by(_WORK.c.job_id)
+            )
+            return [_from_row(row) for row in rows]
+
+    def unuploaded(self) -> list[WorkRecord]:
+        """Records whose computed result the marketplace does not have yet, in any stage."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(_WORK).where(_WORK.c.computed_hash.is_not(None), _WORK.c.uploaded.is_(False))
+            )
+            return [_from_row(row) for row in rows]
+
+    def all(self) -> list[WorkRecord]:
+        with self.engine.connect() as connection:
+            return [_from_row(row) for row in connection.execute(select(_WORK).order_by(_WORK.c.job_id))]
+
+    # ── key-value metadata ──
+
+    def meta(self, key: str) -> str | None:
+        with self.engine.connect() as connection:
+            value = connection.execute(select(_META.c.value).where(_META.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as connection:
+            done = connection.execute(update(_META).where(_META.c.key == key).values(value=value)).rowcount
+            if not done:
+                connection.execute(insert(_META).values(key=key, value=value))
