@@ -304,7 +304,13 @@ def market_serve(
         indexer_status=indexer.status,
     )
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))
-    console.print(f"marketplace for {market}: http://{host}:{port}/  (API docs at /docs)")
+    from .dashboard.mount import assets_problem
+
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104 (compared, not bound)
+    # soft_wrap: a URL broken across lines can be neither clicked nor scraped
+    console.print(f"marketplace for {market}: dashboard at {url}/  (API docs at {url}/docs)", soft_wrap=True)
+    if (problem := assets_problem()) is not None:
+        console.print(f"[yellow]warning: {problem}[/]", soft_wrap=True)
     try:
         server.run()
     finally:

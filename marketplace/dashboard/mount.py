@@ -22,7 +22,7 @@ log = logging.getLogger("cmarket.dashboard")
 
 STATIC = Path(__file__).parent / "static"
 VENDOR_FILES = ("vendor/uPlot.esm.js", "vendor/uPlot.min.css")
-PAGES = ("/", "/jobs", "/jobs/{job_id}", "/providers", "/providers/{address}", "/search")
+PAGES = ("/", "/jobs", "/jobs/{job_id:int}", "/providers", "/providers/{address}", "/search")
 
 # Everything comes from this origin: no CDN, no inline script. uPlot sizes its elements through
 # the CSSOM, which style-src does not restrict.

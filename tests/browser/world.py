@@ -54,6 +54,16 @@ class World:
         self.posted.append(job_id)
         return job_id
 
+    def post_spec(self, spec: dict[str, object]) -> int:
+        """A new single-replica job for `spec` (whose blob the caller may or may not have stored)."""
+        params = JobParams(
+            spec_hash=spec_hash(spec), reward_per_replica=ETHER // 50, replicas=1,
+            collateral_per_replica=COLLATERAL, claim_window=3600, run_timeout=3600, reveal_window=600,
+        )  # fmt: skip
+        job_id, _ = self.demo.requester.post_job(params)
+        self.posted.append(job_id)
+        return job_id
+
     def job_count(self) -> int:
         return self.chain.market.job_count()
 

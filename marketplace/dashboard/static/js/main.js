@@ -24,6 +24,12 @@ const routes = [
 const main = document.getElementById("main");
 const router = new Router(routes, { main, notFound });
 
+// Focus, not just scroll: the next Tab then continues inside the content.
+document.querySelector(".skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
 document.querySelector(".search-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const query = event.target.elements.q.value.trim();

@@ -34,6 +34,8 @@ export class Router {
     if (!link || link.target || link.hasAttribute("download")) return;
     const url = new URL(link.href);
     if (url.origin !== window.location.origin || !this.match(url.pathname)) return;
+    const here = window.location;
+    if (url.hash && url.pathname === here.pathname && url.search === here.search) return; // "#main": the browser scrolls
     event.preventDefault();
     this.navigate(url.pathname + url.search + url.hash);
   }
