@@ -20,6 +20,7 @@ from sqlalchemy import Engine, update
 from marketplace.api.app import create_app
 from marketplace.chain.devnet import free_port
 from marketplace.chain.rpc import RpcClient
+from marketplace.demo import ETHER
 from marketplace.indexer.sync import Indexer
 from marketplace.store.database import make_engine
 from marketplace.store.schema import ChainState
@@ -173,3 +174,22 @@ def test_the_banner_says_when_the_indexer_cannot_reach_the_chain(
             stop.set()
             thread.join(timeout=10)
             rpc.close()
+
+
+def test_a_page_reads_again_what_a_reorg_undid(page: Page, world: World) -> None:
+    newcomer = world.chain.actor(world.node, 7)  # an actor of its own: the reorg rewinds its nonce
+    newcomer.register("test://newcomer")
+    newcomer.stake(ETHER)
+    job_id = world.post_job("reorg")
+    page.goto(f"/jobs/{job_id}")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text(f"Job #{job_id} open")
+    wait_live(page)
+    mark_document(page)
+    newcomer.claim(job_id)
+    expect(heading).to_have_text(f"Job #{job_id} running", timeout=LIVE_DEADLINE_MS)
+    world.node.call("anvil_reorg", 1, [])  # the block with the claim gives way to an empty one
+    # No event of this job announces it: only the stream's reorg notice can tell the page.
+    expect(heading).to_have_text(f"Job #{job_id} open", timeout=LIVE_DEADLINE_MS + 1000)
+    expect(page.locator(f'tr[data-provider="{newcomer.address}"]')).to_have_count(0)
+    assert_same_document(page)
