@@ -859,16 +859,45 @@ def workload_run(
 @app.command()
 def demo(
     chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
+    jobs: Annotated[
+        int, typer.Option(min=1, max=1000, envvar="DEMO_JOBS", help="jobs the requester posts")
+    ] = 24,
+    byzantine: Annotated[str, typer.Option(help="mallory's dishonest mode")] = "wrong-result",
+    keep_running: Annotated[bool, typer.Option(help="keep the market up after the summary")] = False,
+    scripted: Annotated[
+        bool, typer.Option(help="the protocol alone: every role scripted in this process (no Ray)")
+    ] = False,
 ) -> None:
-    """Run a whole market on a fresh devnet and print what happened."""
+    """Run a whole market on a fresh devnet (devnet, marketplace, Ray, three providers) and summarize it."""
     from .chain.devnet import ChainKind
-    from .demo import run_demo
+    from .demo import run_live_demo, run_scripted_demo
+    from .errors import MarketError
 
     try:
         kind = ChainKind(chain)
     except ValueError:
         fail(f"--chain must be anvil or ganache, not {chain!r}")
-    run_demo(console, kind)
+    if byzantine not in ("wrong-result", "no-reveal", "copy"):
+        fail(f"--byzantine must be wrong-result, no-reveal or copy, not {byzantine!r}")
+    if scripted:
+        run_scripted_demo(console, kind)
+        return
+    stop = threading.Event()
+
+    def interrupt(*_: Any) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        outcomes = run_live_demo(console, kind, jobs=jobs, byzantine=byzantine, keep_running=keep_running)
+    except KeyboardInterrupt:
+        fail("interrupted; everything was stopped", code=130)
+    except MarketError as exc:
+        fail(str(exc))
+    if sum(outcomes.values()) != jobs or set(outcomes) - {"completed", "failed", "cancelled"}:
+        fail(f"not every job settled: {outcomes}")
 
 
 def main() -> None:

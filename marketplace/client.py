@@ -73,6 +73,13 @@ class MarketplaceApi:
     def job(self, job_id: int) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/jobs/{job_id}").json())
 
+    def jobs(self, **params: Any) -> dict[str, Any]:
+        """One page of `GET /v1/jobs` (filters, `limit`, `cursor`)."""
+        return dict(self._request("GET", "/v1/jobs", params=params).json())
+
+    def provider(self, address: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/providers/{address}").json())
+
     def providers(self, limit: int = 200) -> list[dict[str, Any]]:
         """The first `limit` registered providers, by address."""
         return list(self._request("GET", "/v1/providers", params={"limit": limit}).json()["providers"])

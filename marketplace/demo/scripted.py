@@ -1,4 +1,4 @@
-"""`cmarket demo`: a whole market on a fresh devnet, from staking to withdrawals, with a readable summary.
+"""The scripted story (`cmarket demo --scripted`): the protocol alone, every role played by this process.
 
 Three scripted providers (one of them dishonest) run a tiny deterministic workload, iterated
 SHA-256, for a requester who posts single-replica and three-replica jobs in ETH and in an
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from .chain.bootstrap import DevnetMarket, setup_devnet_market
-from .chain.devnet import ChainKind, Devnet
-from .chain.market import ETH, JobParams, Market, MarketActor, TxResult, bind, encode_call
-from .chain.sender import Call, TxSender
-from .errors import JobStatus
-from .hashing import commitment, sha256, spec_hash
+from ..chain.bootstrap import DevnetMarket, setup_devnet_market
+from ..chain.devnet import ChainKind, Devnet
+from ..chain.market import ETH, JobParams, Market, MarketActor, TxResult, bind, encode_call
+from ..chain.sender import Call, TxSender
+from ..errors import JobStatus
+from ..hashing import commitment, sha256, spec_hash
 
 ETHER = 10**18
 STAKE = 5 * ETHER
@@ -355,7 +355,7 @@ class Demo:
         )
 
 
-def run_demo(console: Console, kind: ChainKind = ChainKind.ANVIL) -> None:
+def run_scripted_demo(console: Console, kind: ChainKind = ChainKind.ANVIL) -> None:
     started = time.monotonic()
     if not console.is_terminal:
         console = Console(width=110)  # logs and CI: no terminal to size the tables to
