@@ -23,9 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketplace.dashboard.mount import STATIC, install_dashboard
-from marketplace.demo import COLLATERAL
 from marketplace.hashing import canonical_json, cid_v1
-from tests.browser.world import World
+from tests.browser.world import COLLATERAL, World
 
 UNKNOWN = to_checksum_address("0x" + "ab" * 20)
 

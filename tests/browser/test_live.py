@@ -20,12 +20,11 @@ from sqlalchemy import Engine, update
 from marketplace.api.app import create_app
 from marketplace.chain.devnet import free_port
 from marketplace.chain.rpc import RpcClient
-from marketplace.demo import ETHER
 from marketplace.indexer.sync import Indexer
 from marketplace.store.database import make_engine
 from marketplace.store.schema import ChainState
 from tests.browser.support import ConsoleLog, screenshot
-from tests.browser.world import World, make_app, serve
+from tests.browser.world import ETHER, World, make_app, serve
 
 pytestmark = pytest.mark.browser
 

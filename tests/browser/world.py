@@ -31,6 +31,8 @@ from marketplace.indexer.sync import Indexer
 from marketplace.store.blobs import FilesystemBlobStore
 from marketplace.store.database import make_engine, migrate
 
+__all__ = ["COLLATERAL", "ETHER", "World", "build_world", "make_app", "serve"]
+
 
 @dataclass
 class World:
