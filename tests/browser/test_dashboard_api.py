@@ -212,7 +212,7 @@ def test_job_data_of_a_demo_job(api: httpx.Client, world: World) -> None:
 def test_job_data_names_the_module_and_inputs_of_its_spec(api: httpx.Client, world: World) -> None:
     stored_input = b"an input the requester uploaded"
     module = b"\x00asm\x01\x00\x00\x00"
-    spec = {
+    spec: dict[str, object] = {
         "workload": {"kind": "wasm", "module": hashlib.sha256(module).hexdigest(), "entry": "run"},
         "args": {}, "inputs": [hashlib.sha256(stored_input).hexdigest(), "0x" + "cd" * 32, "not a digest"],
         "limits": {"fuel": 1000, "memory_mb": 16, "timeout_s": 10},
