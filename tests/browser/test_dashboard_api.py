@@ -22,9 +22,12 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marketplace.chain.rpc import RpcClient
 from marketplace.dashboard.mount import STATIC, install_dashboard
 from marketplace.hashing import canonical_json, cid_v1
-from tests.browser.world import COLLATERAL, World
+from marketplace.indexer.sync import Indexer
+from marketplace.store.database import make_engine, migrate
+from tests.browser.world import COLLATERAL, World, make_app, serve
 
 UNKNOWN = to_checksum_address("0x" + "ab" * 20)
 
@@ -230,6 +233,39 @@ def test_job_data_names_the_module_and_inputs_of_its_spec(api: httpx.Client, wor
     unstored = ok(api, f"/v1/insights/jobs/{world.unfinished['open']}/data")
     assert unstored["spec"] is None and [item["stored"] for item in unstored["items"]] == [False]
     assert unstored["spec_note"] == "the spec was not uploaded to this marketplace's blob store"
+
+
+# ── PostgreSQL ──
+
+
+def test_postgresql_gives_the_same_answers(api: httpx.Client, world: World) -> None:
+    """The same chain indexed into PostgreSQL: every dashboard route answers as over SQLite."""
+    from tests.postgres import PostgresServer, unavailable_reason
+
+    if (reason := unavailable_reason()) is not None:
+        pytest.skip(f"PostgreSQL not available: {reason}")
+    with PostgresServer() as server:
+        engine = make_engine(server.database("dashboard"))
+        migrate(engine)
+        rpc = RpcClient(world.node.rpc_url)
+        indexer = Indexer(engine, rpc, world.chain.deployment.market, finality_depth=5)
+        indexer.initialize()
+        while not indexer.step().caught_up:
+            pass
+        rpc.close()
+        job = ok(api, "/v1/jobs/3")
+        paths = [
+            "/v1/insights/activity?bucket=60&buckets=90", "/v1/insights/activity?bucket=7&buckets=1000",
+            "/v1/insights/latency?bins=24", "/v1/insights/latency?bins=1", "/v1/insights/summary",
+            *(f"/v1/insights/providers/{world.names[who]}?buckets=17" for who in ("alice", "bob", "mallory")),
+            "/v1/search?q=3", f"/v1/search?q={world.names['carol']}", f"/v1/search?q={job['spec_hash']}",
+            f"/v1/search?q={job['result_hash']}", "/v1/insights/jobs/3/data",
+        ]  # fmt: skip
+        with serve(make_app(engine, world.blobs)) as url, httpx.Client(base_url=url, timeout=20) as http:
+            assert ok(http, "/health")["indexed_block"] == ok(api, "/health")["indexed_block"]
+            for path in paths:
+                assert http.get(path).json() == api.get(path).json(), path
+        engine.dispose()
 
 
 # ── the pages and the API side by side ──
