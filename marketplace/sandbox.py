@@ -27,6 +27,9 @@ from .errors import MarketError
 ETHER = 10**18
 # Ray on loopback only (its default is the machine's public address), with token authentication.
 RAY_OBJECT_STORE = 256 * 1024 * 1024
+# Keep idle workers: every daemon is its own Ray job with its own workers, and a worker started on
+# demand costs a second or more, which a provider waiting on a tiny task would feel every time.
+RAY_SYSTEM_CONFIG = '{"idle_worker_killing_time_threshold_ms": 3600000, "num_workers_soft_limit": 16}'
 RAY_ENVIRONMENT = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
 
 
@@ -213,6 +216,7 @@ class Sandbox:
         command = [
             str(ray), "start", "--head", "--block", f"--port={self.ray_port}", f"--num-cpus={self.ray_cpus}",
             "--include-dashboard=false", "--disable-usage-stats", f"--object-store-memory={RAY_OBJECT_STORE}",
+            f"--system-config={RAY_SYSTEM_CONFIG}",
         ]  # fmt: skip
         self.ray = Process("ray", command, self.workdir / "logs" / "ray.log", dict(RAY_ENVIRONMENT)).start()
         return self.ray

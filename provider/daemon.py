@@ -163,7 +163,8 @@ class ProviderDaemon:
         self.feed.start()
         if self.config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.config.metrics_port)
-        self.executor  # noqa: B018 - starts (or connects to) Ray before the first job arrives
+        if isinstance(self.executor, RayExecutor):
+            self.executor.warm_up()  # connects to Ray and starts a worker before the first job
         active = self.state.active()
         log.info(
             "provider started",

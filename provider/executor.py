@@ -133,7 +133,12 @@ class RayExecutor(Executor):
         if self._owns_ray:
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address is None:
-                options.update(num_cpus=num_cpus, object_store_memory=256 * 1024 * 1024)
+                options.update(
+                    num_cpus=num_cpus,
+                    object_store_memory=256 * 1024 * 1024,
+                    # Idle workers stay: starting one on demand costs a second or more per task.
+                    _system_config={"idle_worker_killing_time_threshold_ms": 3_600_000},
+                )
             ray.init(address=address, **options)
         # Workload errors are returned, so a retry only happens when a worker died mid-task.
         self._remote = ray.remote(max_retries=3, retry_exceptions=False)(run_bundle)
@@ -145,6 +150,10 @@ class RayExecutor(Executor):
         ref = self._remote.options(memory=max(memory, 1)).remote(tasks)
         guard = sum(task.limits.timeout_s for task in tasks) + TIMEOUT_MARGIN
         self._pending[ref] = ([(job_id, task.index) for job_id, task in bundle], time.monotonic() + guard)
+
+    def warm_up(self) -> None:
+        """Runs an empty bundle, so the first job does not wait for a worker to start."""
+        self._ray.get(self._remote.remote([]))
 
     def close(self) -> None:
         super().close()
