@@ -5,7 +5,7 @@ import { getJson } from "../api.js";
 import { listen } from "../bus.js";
 import { h, replace, row, table } from "../dom.js";
 import { address, amount, badge, jobLink, time } from "../widgets.js";
-import { coalesce, errorAlert, wasAborted } from "../pages/common.js";
+import { coalesce, errorAlert, wasAborted } from "../common.js";
 
 const REFETCH_PAGE_ABOVE = 20; // more changed jobs than this at once: read the first page again
 

@@ -7,7 +7,7 @@ import { h, replace, row, table } from "../dom.js";
 import { formatBytes, formatCount } from "../format.js";
 import { eventArgs } from "../components/event-args.js";
 import { address, amount, badge, digest, stake, time } from "../widgets.js";
-import { coalesce, errorAlert, section as titled, wasAborted } from "./common.js";
+import { coalesce, errorAlert, section as titled, wasAborted } from "../common.js";
 
 export const section = "jobs";
 

@@ -8,7 +8,7 @@ import { h, replace } from "../dom.js";
 import { formatCount, formatDuration } from "../format.js";
 import { JobTable } from "../components/job-table.js";
 import { amount, badge, stake } from "../widgets.js";
-import { coalesce, errorAlert, section as titled, wasAborted } from "./common.js";
+import { coalesce, errorAlert, section as titled, wasAborted } from "../common.js";
 
 export const section = "overview";
 

@@ -7,7 +7,7 @@ import { Chart } from "../charts.js";
 import { h, replace, row, table } from "../dom.js";
 import { formatCount, shortAddress, unitOf, unitsAsNumber, formatUnits } from "../format.js";
 import { address, amount, badge, copyButton, digest, jobLink, stake, time } from "../widgets.js";
-import { coalesce, errorAlert, section as titled, wasAborted } from "./common.js";
+import { coalesce, errorAlert, section as titled, wasAborted } from "../common.js";
 
 export const section = "providers";
 const BUCKETS = 30;

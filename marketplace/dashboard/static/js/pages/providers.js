@@ -5,7 +5,7 @@ import { listen } from "../bus.js";
 import { h, replace, row, table } from "../dom.js";
 import { formatCount } from "../format.js";
 import { address, amount, stake } from "../widgets.js";
-import { coalesce, errorAlert, wasAborted } from "./common.js";
+import { coalesce, errorAlert, wasAborted } from "../common.js";
 
 export const section = "providers";
 

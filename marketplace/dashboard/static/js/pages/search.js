@@ -4,7 +4,7 @@ import { ApiError, getJson } from "../api.js";
 import { h, replace } from "../dom.js";
 import { formatCount } from "../format.js";
 import { address, badge, digest, jobLink } from "../widgets.js";
-import { errorAlert, wasAborted } from "./common.js";
+import { errorAlert, wasAborted } from "../common.js";
 
 export const section = null;
 

@@ -1,7 +1,7 @@
 // What the pages share: loading sections with errors shown in place, and coalescing refreshes.
 
-import { ApiError, Unreachable } from "../api.js";
-import { h } from "../dom.js";
+import { ApiError, Unreachable } from "./api.js";
+import { h } from "./dom.js";
 
 /** A sentence for a failed read, shown where its data would be. */
 export function errorAlert(error, what = "this") {
