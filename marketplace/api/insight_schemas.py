@@ -102,7 +102,9 @@ class HitKind(StrEnum):
 
 class SearchHit(Schema):
     kind: HitKind
-    match: str = Field(description="what matched: id, spec_hash, result_hash, revealed_result, address, blob")
+    match: str = Field(
+        description="what matched: id, spec_hash, result_hash, revealed_result, posted_tx, address, blob"
+    )
     job_id: int | None = None
     status: JobState | None = None
     address: str | None = None

@@ -296,7 +296,7 @@ def provider_history(connection: Connection, address: str, buckets: int) -> view
 # ── search ──
 
 _JOB_ID = re.compile(r"#?([0-9]{1,19})")
-_DIGEST = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
+_DIGEST = re.compile(r"(?:0[xX])?[0-9a-fA-F]{64}")
 _CID_PREFIX = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw codec, sha2-256 of 32 bytes
 MAX_HITS = 50
 
@@ -388,6 +388,8 @@ def search(
         # A result some provider revealed that did not win (a dissenting or failed job's answer).
         dissent = JOBS.c.id.in_(select(ASSIGNMENTS.c.job_id).where(ASSIGNMENTS.c.result_hash == hashed))
         add_jobs(_job_hits(connection, dissent, "revealed_result"))
+        # 32 bytes of hex may be a transaction hash copied from a job page, too.
+        add_jobs(_job_hits(connection, JOBS.c.posted_tx == hashed, "posted_tx"))
     return hits, truncated
 
 

@@ -169,7 +169,7 @@ def test_search_by_digest_finds_specs_results_revealed_results_and_blobs(
 ) -> None:
     job = ok(api, "/v1/jobs/3")
     spec = job["spec_hash"]
-    for query in (spec, spec[2:], spec.upper().replace("0X", "0x"), cid_v1(bytes.fromhex(spec[2:]))):
+    for query in (spec, spec[2:], spec.upper(), cid_v1(bytes.fromhex(spec[2:]))):
         found = search(api, query)
         assert found["kind"] == "digest"
         assert job_hits(found) == [(3, "spec_hash")]
@@ -179,6 +179,7 @@ def test_search_by_digest_finds_specs_results_revealed_results_and_blobs(
     (lie,) = [a for a in job["assignments"] if a["outcome"] == "slashed"]
     # mallory told the same lie on job 5, where nobody reached a quorum
     assert job_hits(search(api, lie["result_hash"])) == [(5, "revealed_result"), (3, "revealed_result")]
+    assert job_hits(search(api, job["posted_tx"])) == [(3, "posted_tx")]
     assert search(api, "0x" + "00" * 32)["hits"] == []
 
 

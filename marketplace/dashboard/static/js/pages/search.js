@@ -13,6 +13,7 @@ const MATCHES = {
   spec_hash: "its spec hash",
   result_hash: "its settled result hash",
   revealed_result: "a result a provider revealed for it",
+  posted_tx: "the transaction that posted it",
 };
 
 function hit(item) {
