@@ -9,6 +9,8 @@ import itertools
 import math
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marketplace.chain.devnet import free_port
 from marketplace.chain.rpc import RpcClient
 from marketplace.dashboard.mount import STATIC, install_dashboard
 from marketplace.hashing import canonical_json, cid_v1
@@ -305,6 +308,39 @@ def test_the_api_is_unchanged_beside_the_dashboard(api: httpx.Client) -> None:
     missing = api.get("/no/such/page")
     assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
     assert api.get("/jobs/not-a-number").status_code == 404
+
+
+def test_market_serve_prints_the_dashboard_url_and_serves_it(world: World, tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "marketplace.cli", "market", "serve", "--rpc", world.node.rpc_url,
+            "--market", world.chain.deployment.market, "--db", f"sqlite:///{tmp_path / 'market.db'}",
+            "--blobs", str(tmp_path / "blobs"), "--port", str(port),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:
+            if "dashboard at" in line:
+                assert f"dashboard at {url}  (API docs at {url}docs)" in line
+                break
+        else:
+            pytest.fail("market serve ended without printing the dashboard URL")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(url, timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "market serve did not answer"
+                time.sleep(0.1)
+        assert page.status_code == 200 and '<script type="module" src="/assets/js/main.js">' in page.text
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def test_without_its_built_assets_the_dashboard_says_how_to_build_them(tmp_path: Path) -> None:
