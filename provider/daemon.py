@@ -256,7 +256,9 @@ class ProviderDaemon:
         """One round of everything; whether anything happened."""
         progressed = False
         try:
-            now = self.reader.timestamp()
+            # The next block's time: a devnet mines no block while idle, so its latest block can lag
+            # the clock (which the next block will carry), or lead it after time travel.
+            now = max(self.reader.timestamp(), int(time.time()) - 1)
             if not self.draining.is_set():
                 progressed |= self._intake()
                 progressed |= self._claim_round(now)
@@ -483,7 +485,8 @@ class ProviderDaemon:
                 self._fail(record, outcome)
                 continue
             computed.append(self._computed(record, outcome))
-        self.state.save(computed)  # the salts are durable before any commit can be sent
+        computed = self.state.save(computed)  # the salts are durable before any commit can be sent
+        self._upload_results(computed)
         return True
 
     def _computed(self, record: WorkRecord, result: TaskResult) -> WorkRecord:
@@ -525,23 +528,33 @@ class ProviderDaemon:
             extra={"job_id": record.job_id, "code": code, "error": error.message},
         )
 
-    def _upload_results(self) -> None:
-        """Puts computed results into the marketplace's blob store (retried until it takes them)."""
-        for record in self.state.unuploaded():
+    def _upload_results(self, records: Sequence[WorkRecord] | None = None) -> None:
+        """Puts computed results into the marketplace's blob store, a few at a time in parallel, so a
+        requester finds the result as soon as the job settles. One the marketplace does not take now
+        is tried again next round (it is on disk meanwhile); the settlement never waits for it."""
+        pending = [r for r in (self.state.unuploaded() if records is None else records) if not r.uploaded]
+        uploads: dict[int, Future[object]] = {}
+        for record in pending:
             assert record.computed_hash is not None
-            digest = record.computed_hash[2:]
             output = self.outputs.get(record.job_id)
             if output is None:
-                path = self.config.results_dir / digest
+                path = self.config.results_dir / record.computed_hash[2:]
                 if not path.exists():
                     continue
                 output = path.read_bytes()
+            uploads[record.job_id] = self._pool.submit(self.api.upload, output)
+        done = []
+        for record in pending:
+            future = uploads.get(record.job_id)
+            if future is None:
+                continue
             try:
-                self.api.upload(output)
-            except ClientError:
-                return  # the marketplace is down: try again next round
+                future.result(timeout=30)
+            except (ClientError, TimeoutError):
+                continue
             self.outputs.pop(record.job_id, None)
-            self.state.save([record.with_(uploaded=True)])
+            done.append(record.with_(uploaded=True))
+        self.state.save(done)
 
     # ── settling ──
 
