@@ -76,9 +76,12 @@ class Market:
     def wait_settled(self, job_id: int, timeout: float = 60) -> JobStatus:
         """Waits (on the chain, not the index) until the job is completed, failed or cancelled."""
         terminal = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
-        return eventually(
-            lambda: (s := self.status(job_id)) in terminal and s, timeout, f"job {job_id} to settle"
-        )
+
+        def settled() -> JobStatus | None:
+            status = self.status(job_id)
+            return status if status in terminal else None
+
+        return eventually(settled, timeout, f"job {job_id} to settle")
 
     def events(self, job_id: int, name: str | None = None) -> list[Event]:
         """The job's events as the chain logged them."""

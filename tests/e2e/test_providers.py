@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 import wasmtime
@@ -18,7 +19,7 @@ from marketplace.errors import JobStatus
 from marketplace.hashing import sha256
 from marketplace.sandbox import ProviderSpec
 from marketplace.spec import parse_spec
-from provider.state import LocalState, Stage
+from provider.state import LocalState, Stage, WorkRecord
 from provider.workloads import example_module, run_job
 from tests.e2e.conftest import COLLATERAL, REWARD, Market, builtin, eventually, open_market, wasm
 
@@ -51,7 +52,7 @@ def text(label: str) -> bytes:
 
 
 def check_result(
-    market: Market, job_id: int, spec: dict, inputs: list[bytes], module: bytes | None = None
+    market: Market, job_id: int, spec: dict[str, Any], inputs: list[bytes], module: bytes | None = None
 ) -> None:
     """The downloaded result hashes to the settled result hash and equals a local run."""
     data = market.requester.result(job_id)
@@ -161,9 +162,12 @@ def test_a_job_whose_workload_fails_while_running_is_never_committed(market: Mar
     name = next(spec.name for spec in PROVIDERS if market.address(spec.name) == claim["provider"])
     state = LocalState(market.sandbox.workdir / "providers" / name / "state.db")
     try:
-        record = eventually(
-            lambda: (r := state.get(job_id)) is not None and r.stage is Stage.FAILED and r, 30, "the failure"
-        )
+
+        def failed() -> WorkRecord | None:
+            record = state.get(job_id)
+            return record if record is not None and record.stage is Stage.FAILED else None
+
+        record = eventually(failed, 30, "the failure to be recorded")
     finally:
         state.close()
     assert (record.error_code, record.result_hash) == ("trap", None)
