@@ -686,6 +686,7 @@ def provider_start(
         daemon.start()
     except (DaemonError, StateError) as exc:
         fail(str(exc))
+    stop_on_signals(stop)  # again: connecting to Ray installed Ray's own SIGTERM handler, which aborts
     daemon.run(stop)
 
 
