@@ -11,7 +11,7 @@ import pytest
 from marketplace.chain.market import ETH, JobView
 from marketplace.chain.reads import PostedJob
 from marketplace.errors import JobStatus
-from marketplace.spec import parse_spec
+from marketplace.spec import JobSpec, parse_spec
 from provider.config import ProviderConfig
 from provider.daemon import SettlePlan
 from provider.policy import Capacity, claim_now, refuse_before_fetching, refuse_plan, rendezvous_rank
@@ -33,7 +33,7 @@ def config(**options: Any) -> ProviderConfig:
     return ProviderConfig(market=MARKET, **options)
 
 
-def sha_spec(rounds: int = 1_000):  # type: ignore[no-untyped-def]
+def sha_spec(rounds: int = 1_000) -> JobSpec:
     return parse_spec(
         {"workload": {"kind": "builtin", "name": "iterated-sha256"}, "args": {"seed": "s", "rounds": rounds},
          "limits": {"fuel": rounds, "memory_mb": 16, "timeout_s": 10}}
