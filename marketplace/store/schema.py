@@ -105,6 +105,9 @@ class Job(Base):
         Index("ix_jobs_status", "status", "id"),
         Index("ix_jobs_requester", "requester", "id"),
         Index("ix_jobs_token", "token", "id"),
+        Index("ix_jobs_spec_hash", "spec_hash"),
+        Index("ix_jobs_result_hash", "result_hash"),
+        Index("ix_jobs_posted_tx", "posted_tx"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -132,7 +135,10 @@ class Job(Base):
 
 class Assignment(Base):
     __tablename__ = "assignments"
-    __table_args__ = (Index("ix_assignments_provider", "provider", "job_id"),)
+    __table_args__ = (
+        Index("ix_assignments_provider", "provider", "job_id"),
+        Index("ix_assignments_result_hash", "result_hash"),
+    )
 
     job_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     provider: Mapped[str] = mapped_column(String(ADDRESS), primary_key=True)

@@ -46,3 +46,17 @@ def test_stream_numbers_of_events_indexed_before_they_existed_are_their_position
     assert {"transactions", "reorgs"} <= set(inspect(engine).get_table_names())
     migrate(engine)  # a no-op once at the newest revision
     engine.dispose()
+
+
+def test_the_migrations_build_exactly_the_schema_the_models_declare(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from marketplace.store.schema import Base
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    migrate(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert differences == []
