@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 
 import httpx
@@ -56,6 +57,7 @@ TERMINAL_JOB = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCE
 SENDING = frozenset({Stage.CLAIMING, Stage.COMMITTING, Stage.REVEALING})
 HOLDING = frozenset({Stage.CLAIMED, Stage.COMPUTED, Stage.COMMITTED, Stage.REVEALED, *SENDING})
 FETCH_RETRY_SECONDS = 2.0
+PREPARE_WAIT_SECONDS = 0.25
 PROVIDERS_REFRESH_SECONDS = 10.0
 WITHDRAW_CHECK_SECONDS = 5.0
 BLOB_CACHE_BYTES = 256 * 1024 * 1024
@@ -343,54 +345,79 @@ class ProviderDaemon:
     # ── claiming ──
 
     def _claim_round(self, chain_now: int) -> bool:
+        """Claims, in one batch, the open jobs that are due (meant for this provider, or left by the
+        others for `claim_delay`), planned, accepted by the policy and within capacity."""
         if not self.candidates:
             return False
         clock = time.monotonic()
-        ready: list[Candidate] = []
-        for candidate in list(self.candidates.values()):
-            if candidate.plan is None:
-                if candidate.retry_at > clock:
-                    continue
-                assert candidate.posted is not None
-                self._start_preparing(candidate.job_id, candidate.posted.spec_hash)
-                prepared = self._prepared(candidate.job_id)
-                if prepared is None:
-                    if candidate.job_id not in self.preparing:
-                        candidate.retry_at = clock + FETCH_RETRY_SECONDS
-                    continue
-                if isinstance(prepared, Refusal):
-                    self._refuse(candidate.job_id, prepared)
-                    continue
-                candidate.spec, candidate.plan = prepared
-                refusal = refuse_plan(candidate.posted, candidate.spec, candidate.plan, self.config)
-                if refusal is not None:
-                    self._refuse(candidate.job_id, refusal)
-                    continue
-            ready.append(candidate)
-        if not ready:
-            return False
-        views = self.reader.jobs(c.job_id for c in ready)
         providers = self._known_providers()
-        capacity = self._capacity()
-        chosen: list[Candidate] = []
-        for candidate in sorted(ready, key=lambda c: c.job_id):
-            view = views.get(candidate.job_id)
-            posted = candidate.posted
+        due = [
+            candidate
+            for candidate in self.candidates.values()
+            if candidate.posted is not None
+            and claim_now(
+                candidate.posted, self.address, providers, clock - candidate.seen_at, self.config.claim_delay
+            )
+        ]
+        if not due:
+            return False
+        views = self.reader.jobs(c.job_id for c in due)
+        fetching = [
+            self._start_preparing(c.job_id, c.posted.spec_hash)
+            for c in due
+            if c.plan is None
+            and c.posted is not None
+            and c.retry_at <= clock
+            and views.get(c.job_id) is not None
+            and views[c.job_id].status is JobStatus.OPEN
+        ]
+        wait_for(fetching, timeout=PREPARE_WAIT_SECONDS)  # most specs are small: claim in this round
+        ready: list[Candidate] = []
+        for candidate in sorted(due, key=lambda c: c.job_id):
+            view, posted = views.get(candidate.job_id), candidate.posted
             assert posted is not None
             if view is None or view.status is not JobStatus.OPEN or view.claims >= view.replicas:
-                self.candidates.pop(candidate.job_id)  # taken, cancelled or expired: nothing to do
-                continue
-            if chain_now + 1 > posted.claim_deadline:
-                self.candidates.pop(candidate.job_id)
-                continue
-            waited = clock - candidate.seen_at
-            if not claim_now(posted, self.address, providers, waited, self.config.claim_delay):
-                continue
-            if len(chosen) < self.config.max_batch and capacity.take(posted):
-                chosen.append(candidate)
+                self._drop(candidate)  # taken, cancelled or expired: nothing to do
+            elif chain_now + 1 > posted.claim_deadline:
+                self._drop(candidate)
+            elif self._planned(candidate, clock):
+                ready.append(candidate)
+        if not ready:
+            return False
+        capacity = self._capacity()
+        chosen = [c for c in ready if c.posted is not None and capacity.take(c.posted)][
+            : self.config.max_batch
+        ]
         if not chosen:
             return False
         self._claim(chosen)
+        return True
+
+    def _drop(self, candidate: Candidate) -> None:
+        self.candidates.pop(candidate.job_id, None)
+        self.preparing.pop(candidate.job_id, None)
+
+    def _planned(self, candidate: Candidate, clock: float) -> bool:
+        """Whether the candidate's spec and blobs are fetched and planned (starting that if not)."""
+        if candidate.plan is not None:
+            return True
+        if candidate.retry_at > clock:
+            return False
+        assert candidate.posted is not None
+        self._start_preparing(candidate.job_id, candidate.posted.spec_hash)
+        prepared = self._prepared(candidate.job_id)
+        if prepared is None:
+            if candidate.job_id not in self.preparing:  # the fetch failed: try again in a while
+                candidate.retry_at = clock + FETCH_RETRY_SECONDS
+            return False
+        if isinstance(prepared, Refusal):
+            self._refuse(candidate.job_id, prepared)
+            return False
+        candidate.spec, candidate.plan = prepared
+        refusal = refuse_plan(candidate.posted, candidate.spec, candidate.plan, self.config)
+        if refusal is not None:
+            self._refuse(candidate.job_id, refusal)
+            return False
         return True
 
     def _known_providers(self) -> list[str]:

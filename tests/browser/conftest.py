@@ -21,32 +21,32 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with build_world(tmp_path_factory.mktemp("dashboard")) as built:
         yield built
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dashboard(world: World) -> Iterator[str]:
     """The base URL of the API and dashboard over the live-indexed market."""
     with serve(make_app(world.engine, world.blobs)) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(dashboard: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=dashboard, timeout=20) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
@@ -78,7 +78,7 @@ def page(browser: Browser, dashboard: str, console: ConsoleLog) -> Iterator[Page
     assert not unexpected, "console errors:\n" + "\n".join(unexpected)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifacts() -> Path:
     """Where screenshots go (test-artifacts/screenshots/, gitignored), emptied once per session."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)

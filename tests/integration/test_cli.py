@@ -130,10 +130,11 @@ def test_devnet_command_refuses_a_busy_port(devnet: Devnet) -> None:
     assert "already in use" in result.output
 
 
-def test_demo_summary_shows_outcomes_payments_and_slashes() -> None:
+def test_scripted_demo_summary_shows_outcomes_payments_and_slashes() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "marketplace.cli", "demo"], capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, "-m", "marketplace.cli", "demo", "--scripted"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "16 jobs: 14 completed, 1 failed, 1 cancelled" in out
