@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from eth_utils import event_abi_to_log_topic
+
+from marketplace import artifacts
+from marketplace.chain.events import LogDecoder
 from marketplace.chain.market import JobParams
 from marketplace.chain.reads import MarketReader
 from marketplace.chain.rpc import RpcClient
@@ -90,13 +94,34 @@ def measure_throughput(requester: Requester, reader: MarketReader, jobs: int) ->
     posting = time.monotonic() - started
     pending = set(ids)
     deadline = started + max(120.0, jobs / 10)
-    while pending:
-        if time.monotonic() > deadline:
-            break
-        views = reader.jobs(pending)
-        pending = {job_id for job_id, view in views.items() if view.status is not JobStatus.COMPLETED}
+    finalized = FinalizedLogs(reader)
+    while pending and time.monotonic() < deadline:
+        pending -= finalized.completed_since_last()  # reading logs costs little, unlike polling jobs
         time.sleep(0.05)
     return time.monotonic() - started, posting, jobs - len(pending)
+
+
+class FinalizedLogs:
+    """The ids of jobs completed since the last call, from JobFinalized logs read block by block."""
+
+    def __init__(self, reader: MarketReader) -> None:
+        self.reader = reader
+        self.next_block = 0
+        abi = artifacts.load("ComputeMarket").abi
+        event = next(e for e in abi if e["type"] == "event" and e["name"] == "JobFinalized")
+        self.topic = "0x" + event_abi_to_log_topic(event).hex()  # type: ignore[arg-type]
+        self.decoder = LogDecoder(abi)
+
+    def completed_since_last(self) -> set[int]:
+        head = int(self.reader.rpc.call("eth_blockNumber"), 16)
+        if head < self.next_block:
+            return set()
+        logs = self.reader.rpc.logs(self.reader.address, self.next_block, head, [self.topic])
+        self.next_block = head + 1
+        events = [self.decoder.decode(log) for log in logs]
+        return {
+            int(e.args["jobId"]) for e in events if e is not None and e.args["outcome"] == JobStatus.COMPLETED
+        }
 
 
 def measure_ray(address: str, jobs: int) -> tuple[float, float]:

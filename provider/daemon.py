@@ -44,7 +44,7 @@ from .errors import ProviderError
 from .executor import Executor, RayExecutor
 from .feed import JobFeed
 from .metrics import ProviderMetrics
-from .policy import Capacity, Refusal, claim_now, refuse_before_fetching, refuse_plan
+from .policy import Capacity, Refusal, claim_now, refuse_before_fetching, refuse_plan, rendezvous_rank
 from .state import LocalState, Stage, WorkRecord
 from .workloads import Plan, TaskResult, WorkloadError, plan
 
@@ -58,6 +58,7 @@ SENDING = frozenset({Stage.CLAIMING, Stage.COMMITTING, Stage.REVEALING})
 HOLDING = frozenset({Stage.CLAIMED, Stage.COMPUTED, Stage.COMMITTED, Stage.REVEALED, *SENDING})
 FETCH_RETRY_SECONDS = 2.0
 PREPARE_WAIT_SECONDS = 0.25
+LEFTOVER_CHECK_SECONDS = 1.0
 PROVIDERS_REFRESH_SECONDS = 10.0
 WITHDRAW_CHECK_SECONDS = 5.0
 BLOB_CACHE_BYTES = 256 * 1024 * 1024
@@ -79,6 +80,7 @@ class Candidate:
     refusal: Refusal | None = None
     preparing: Future[tuple[JobSpec, Plan] | Refusal] | None = None
     retry_at: float = 0.0
+    checked_at: float = 0.0  # when its on-chain state was last read
 
 
 @dataclass
@@ -133,6 +135,7 @@ class ProviderDaemon:
         self.preparing: dict[int, Future[tuple[JobSpec, Plan] | Refusal]] = {}
         self.outputs: dict[int, bytes] = {}
         self.refused: set[int] = set()
+        self._watched: set[int] = set()  # single-replica jobs read on-chain each round (see _settle_round)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fetch")
         self._providers: tuple[float, list[str]] = (0.0, [])
         self._next_withdraw_check = 0.0
@@ -278,6 +281,8 @@ class ProviderDaemon:
     # ── hearing of jobs ──
 
     def _intake(self) -> bool:
+        for job_id in self.feed.drain_full() & self.candidates.keys():
+            self._drop(self.candidates[job_id])  # every slot was taken: nothing to claim
         fresh = self.feed.drain()
         if not self.feed.api_up:
             fresh |= self._poll_chain()
@@ -361,24 +366,32 @@ class ProviderDaemon:
         ]
         if not due:
             return False
-        views = self.reader.jobs(c.job_id for c in due)
+        # Jobs meant for others are due only after the delay, when they are likely taken: those are
+        # read on-chain before anything is fetched for them. Jobs meant for this provider are not.
+        leftovers = [
+            c
+            for c in due
+            if c.posted is not None
+            and not self._meant_for_me(c.posted, providers)
+            and clock - c.checked_at > LEFTOVER_CHECK_SECONDS
+        ]
+        views = self.reader.jobs(c.job_id for c in leftovers)
+        for candidate in leftovers:
+            candidate.checked_at = clock
+            view = views.get(candidate.job_id)
+            if view is None or view.status is not JobStatus.OPEN or view.claims >= view.replicas:
+                self._drop(candidate)  # taken, cancelled or expired: nothing to do
+        due = [c for c in due if c.job_id in self.candidates]
         fetching = [
             self._start_preparing(c.job_id, c.posted.spec_hash)
             for c in due
-            if c.plan is None
-            and c.posted is not None
-            and c.retry_at <= clock
-            and views.get(c.job_id) is not None
-            and views[c.job_id].status is JobStatus.OPEN
+            if c.plan is None and c.posted is not None and c.retry_at <= clock
         ]
         wait_for(fetching, timeout=PREPARE_WAIT_SECONDS)  # most specs are small: claim in this round
         ready: list[Candidate] = []
         for candidate in sorted(due, key=lambda c: c.job_id):
-            view, posted = views.get(candidate.job_id), candidate.posted
-            assert posted is not None
-            if view is None or view.status is not JobStatus.OPEN or view.claims >= view.replicas:
-                self._drop(candidate)  # taken, cancelled or expired: nothing to do
-            elif chain_now + 1 > posted.claim_deadline:
+            assert candidate.posted is not None
+            if chain_now + 1 > candidate.posted.claim_deadline:
                 self._drop(candidate)
             elif self._planned(candidate, clock):
                 ready.append(candidate)
@@ -392,6 +405,9 @@ class ProviderDaemon:
             return False
         self._claim(chosen)
         return True
+
+    def _meant_for_me(self, job: PostedJob, providers: list[str]) -> bool:
+        return rendezvous_rank(job.job_id, self.address, providers) < job.replicas
 
     def _drop(self, candidate: Candidate) -> None:
         self.candidates.pop(candidate.job_id, None)
@@ -592,13 +608,17 @@ class ProviderDaemon:
         if stale:
             self._reconcile(stale)
             records = self.state.active()
-        if not records:
+        # A single replica needs no reading: it is computed, then submitted; only one whose submit
+        # did not go through is watched on-chain like the replicated ones.
+        direct = [r for r in records if r.replicas == 1 and r.job_id not in self._watched]
+        plan_ = SettlePlan(submit=[r for r in direct if r.stage is Stage.COMPUTED])
+        records = [r for r in records if r.replicas > 1 or r.job_id in self._watched]
+        if not records and not plan_.submit:
             return False
         views = self.reader.jobs(r.job_id for r in records)
         ended = [r for r in records if r.job_id not in views or views[r.job_id].status in TERMINAL_JOB]
         if ended:
             self._settle_from_chain(ended)
-        plan_ = SettlePlan()
         for record in records:
             view = views.get(record.job_id)
             if view is not None and view.status not in TERMINAL_JOB:
@@ -621,6 +641,7 @@ class ProviderDaemon:
             result = self._send(self.market.call("submitResults", ids, hashes))
         except (ContractRevert, ChainError) as exc:
             log.warning("submit of %s failed: %s", ids, exc)
+            self._watched.update(ids)
             self._reconcile(records)
             return
         settled = {
@@ -632,6 +653,7 @@ class ProviderDaemon:
         self._record_settlements([r for r in records if r.job_id in settled], settled)
         missed = [r for r in records if r.job_id not in settled]
         if missed:
+            self._watched.update(r.job_id for r in missed)
             self._reconcile(missed)
         log.info("submitted", extra={"jobs": sorted(settled), "skipped": [r.job_id for r in missed]})
 

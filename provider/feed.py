@@ -43,6 +43,7 @@ class JobFeed:
         self._posted_topic = "0x" + event_abi_to_log_topic(posted).hex()  # type: ignore[arg-type]
         self.last_block = from_block  # every job posted at or below it has been suggested
         self._ids: set[int] = set()
+        self._full: set[int] = set()  # jobs whose every slot is now claimed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._api_up = threading.Event()
@@ -71,6 +72,13 @@ class JobFeed:
         with self._lock:
             ids, self._ids = self._ids, set()
         return ids
+
+    def drain_full(self) -> set[int]:
+        """Jobs heard to have started (every slot claimed) since the last call: candidates no more.
+        A hint only, like the suggestions: a claim of a full job is skipped on-chain anyway."""
+        with self._lock:
+            full, self._full = self._full, set()
+        return full
 
     def _suggest(self, ids: set[int], block: int | None = None) -> None:
         with self._lock:
@@ -150,6 +158,9 @@ class JobFeed:
                 self._last_event_id = event_id
                 if name == "JobPosted":
                     self._suggest({int(data["job_id"])}, int(data["block_number"]))
+                elif name in ("JobStarted", "JobCancelled"):
+                    with self._lock:
+                        self._full.add(int(data["job_id"]))
                 elif name != "reorg" and "block_number" in data:
                     self._suggest(set(), int(data["block_number"]))
 

@@ -123,7 +123,11 @@ def _to_row(record: WorkRecord) -> dict[str, Any]:
 
 
 def _from_row(row: Any) -> WorkRecord:
-    fields = dict(row._mapping)
+    return _from_mapping(dict(row._mapping))
+
+
+def _from_mapping(fields: dict[str, Any]) -> WorkRecord:
+    fields = dict(fields)
     fields["stage"] = Stage(fields["stage"])
     for name in _INTEGERS:
         fields[name] = int(fields[name])
@@ -150,6 +154,12 @@ class LocalState:
             cursor.close()
 
         _metadata.create_all(self.engine)
+        # The daemon is the file's only writer, so the unfinished rows (read every round) and the
+        # set of known ids are kept in memory too, always as the file has them.
+        with self.engine.connect() as connection:
+            rows = [_from_row(row) for row in connection.execute(select(_WORK))]
+        self._active = {r.job_id: r for r in rows if not r.stage.terminal}
+        self._known = {r.job_id for r in rows}
         version = self.meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
@@ -181,6 +191,8 @@ class LocalState:
         rows = [_to_row(record.with_(created_at=now, updated_at=now)) for record in records]
         with self.engine.begin() as connection:
             connection.execute(insert(_WORK), rows)
+        for row in rows:
+            self._remember(_from_mapping(row))
 
     def save(self, records: Iterable[WorkRecord]) -> list[WorkRecord]:
         """Writes the records' current fields (in one transaction); returns them as stored."""
@@ -193,7 +205,16 @@ class LocalState:
                 job_id = row.pop("job_id")
                 row.pop("created_at")
                 connection.execute(update(_WORK).where(_WORK.c.job_id == job_id).values(**row))
+        for record in stored:
+            self._remember(record)
         return stored
+
+    def _remember(self, record: WorkRecord) -> None:
+        self._known.add(record.job_id)
+        if record.stage.terminal:
+            self._active.pop(record.job_id, None)
+        else:
+            self._active[record.job_id] = record
 
     def get(self, job_id: int) -> WorkRecord | None:
         with self.engine.connect() as connection:
@@ -202,20 +223,11 @@ class LocalState:
 
     def known(self, job_ids: Iterable[int]) -> set[int]:
         """Which of `job_ids` have a record (in any stage)."""
-        ids = list(job_ids)
-        if not ids:
-            return set()
-        with self.engine.connect() as connection:
-            return set(connection.execute(select(_WORK.c.job_id).where(_WORK.c.job_id.in_(ids))).scalars())
+        return self._known.intersection(job_ids)
 
     def active(self) -> list[WorkRecord]:
         """Every record not in a terminal stage, oldest job first."""
-        terminal = [stage.value for stage in TERMINAL]
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(_WORK).where(_WORK.c.stage.not_in(terminal)).order_by(_WORK.c.job_id)
-            )
-            return [_from_row(row) for row in rows]
+        return [self._active[job_id] for job_id in sorted(self._active)]
 
     def unuploaded(self) -> list[WorkRecord]:
         """Records whose computed result the marketplace does not have yet, in any stage."""

@@ -34,15 +34,15 @@ class EventSpec:
         return all(type_ in _STATIC_WORD_TYPES for _, type_ in self.data)
 
 
-def _word(name: str, type_: str, word: bytes) -> Any:
-    """One static ABI word as a JSON-ready value."""
+def _word(name: str, type_: str, word: bytes, native: bool) -> Any:
+    """One static ABI word as a JSON-ready value (or, `native`, as web3 gives it)."""
     if type_ == "address":
-        return _checksum("0x" + word[12:].hex())
+        return checksum_address("0x" + word[12:].hex())
     if type_ == "bytes32":
-        return "0x" + word.hex()
+        return word if native else "0x" + word.hex()
     if type_ == "bool":
         return word[-1] == 1
-    return _jsonable(name, type_, int.from_bytes(word, "big"))
+    return _jsonable(name, type_, int.from_bytes(word, "big"), native)
 
 
 @dataclass(frozen=True)
@@ -57,27 +57,29 @@ class DecodedLog:
 
 
 @lru_cache(maxsize=65_536)
-def _checksum(address: str) -> str:
+def checksum_address(address: str) -> str:
     """Checksummed address, cached: a market's events name the same few accounts over and over."""
     return str(to_checksum_address(address))
 
 
-def _jsonable(name: str, type_: str, value: Any) -> Any:
+def _jsonable(name: str, type_: str, value: Any, native: bool) -> Any:
     if type_ == "address":
-        return _checksum(value)
+        return checksum_address(value)
     if type_.startswith("address["):
-        return [_checksum(item) for item in value]
+        return [checksum_address(item) for item in value]
     if type_.startswith("bytes"):
-        return "0x" + bytes(value).hex()
-    if type_ == "uint256" and name not in _INTEGER_FIELDS:
+        return bytes(value) if native else "0x" + bytes(value).hex()
+    if type_ == "uint256" and name not in _INTEGER_FIELDS and not native:
         return str(value)
     return value
 
 
 class LogDecoder:
-    """Decodes the logs of one contract ABI (ComputeMarket's by default)."""
+    """Decodes the logs of one contract ABI (ComputeMarket's by default). `native` gives values as
+    web3 does (integers, bytes) instead of JSON-ready ones (amounts as decimal strings, hex)."""
 
-    def __init__(self, abi: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, abi: list[dict[str, Any]] | None = None, *, native: bool = False) -> None:
+        self.native = native
         abi = abi if abi is not None else artifacts.load("ComputeMarket").abi
         self._specs: dict[str, EventSpec] = {}
         for entry in abi:
@@ -102,16 +104,16 @@ class LogDecoder:
             return None
         args: dict[str, Any] = {}
         for (name, type_), topic in zip(spec.indexed, topics[1:], strict=True):
-            args[name] = _word(name, type_, bytes.fromhex(topic[2:]))
+            args[name] = _word(name, type_, bytes.fromhex(topic[2:]), self.native)
         if spec.data:
             data = bytes.fromhex(log["data"][2:])
             if spec.static_data:
                 for index, (name, type_) in enumerate(spec.data):
-                    args[name] = _word(name, type_, data[32 * index : 32 * index + 32])
+                    args[name] = _word(name, type_, data[32 * index : 32 * index + 32], self.native)
             else:
                 values = abi_decode([type_ for _, type_ in spec.data], data)
                 for (name, type_), value in zip(spec.data, values, strict=True):
-                    args[name] = _jsonable(name, type_, value)
+                    args[name] = _jsonable(name, type_, value, self.native)
         return DecodedLog(
             name=spec.name,
             args=args,

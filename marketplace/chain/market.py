@@ -7,16 +7,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from eth_typing import ABIEvent
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
-from web3._utils.events import get_event_data
 from web3.contract import Contract
-from web3.types import EventData, LogReceipt, TxReceipt
+from web3.types import LogReceipt, TxReceipt
 
 from .. import artifacts
 from ..errors import AssignmentStatus, JobStatus
+from .events import LogDecoder
 from .sender import Call, PendingTx, TxSender
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -149,29 +148,35 @@ class Market:
         self.contract = bind(w3, "ComputeMarket", self.address)
 
     @cached_property
-    def _events_by_topic(self) -> dict[bytes, ABIEvent]:
-        return {
-            event_abi_to_log_topic(entry): entry for entry in self.contract.abi if entry["type"] == "event"
-        }
+    def _decoder(self) -> LogDecoder:
+        return LogDecoder(artifacts.load("ComputeMarket").abi, native=True)
 
     def decode_logs(self, logs: Iterable[LogReceipt]) -> list[Event]:
-        """Decodes this market's logs, skipping any other contract's."""
+        """Decodes this market's logs, skipping any other contract's (values as web3 gives them)."""
         events = []
         for log in logs:
             if to_checksum_address(log["address"]) != self.address or not log["topics"]:
                 continue
-            abi = self._events_by_topic.get(bytes(log["topics"][0]))
-            if abi is None:
+            decoded = self._decoder.decode(
+                {
+                    "topics": ["0x" + bytes(topic).hex() for topic in log["topics"]],
+                    "data": "0x" + bytes(log["data"]).hex(),
+                    "blockNumber": hex(int(log["blockNumber"])),
+                    "blockHash": "0x" + bytes(log["blockHash"]).hex(),
+                    "transactionHash": "0x" + bytes(log["transactionHash"]).hex(),
+                    "logIndex": hex(int(log["logIndex"])),
+                }
+            )
+            if decoded is None:
                 continue
-            data: EventData = get_event_data(self.w3.codec, abi, log)
             events.append(
                 Event(
-                    name=data["event"],
-                    args=dict(data["args"]),
-                    block_number=int(data["blockNumber"]),
-                    block_hash=HexBytes(data["blockHash"]),
-                    tx_hash=HexBytes(data["transactionHash"]),
-                    log_index=int(data["logIndex"]),
+                    name=decoded.name,
+                    args=decoded.args,
+                    block_number=decoded.block_number,
+                    block_hash=HexBytes(decoded.block_hash),
+                    tx_hash=HexBytes(decoded.tx_hash),
+                    log_index=decoded.log_index,
                 )
             )
         return events
