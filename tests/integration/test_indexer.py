@@ -557,8 +557,10 @@ class ReorgDuringStep(RpcClient):
         super().__init__(url)
         self.action: Callable[[], None] | None = action
 
-    def logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]]:
-        found = super().logs(address, from_block, to_block)
+    def logs(
+        self, address: str, from_block: int, to_block: int | str, topics: list[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        found = super().logs(address, from_block, to_block, topics)
         action, self.action = self.action, None
         if action is not None:
             action()
