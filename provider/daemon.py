@@ -59,6 +59,7 @@ HOLDING = frozenset({Stage.CLAIMED, Stage.COMPUTED, Stage.COMMITTED, Stage.REVEA
 FETCH_RETRY_SECONDS = 2.0
 PREPARE_WAIT_SECONDS = 0.25
 LEFTOVER_CHECK_SECONDS = 1.0
+SMALL_RESULT = 1024 * 1024  # results up to this size are kept in the state file, larger ones beside it
 PROVIDERS_REFRESH_SECONDS = 10.0
 WITHDRAW_CHECK_SECONDS = 5.0
 BLOB_CACHE_BYTES = 256 * 1024 * 1024
@@ -528,13 +529,20 @@ class ProviderDaemon:
                 self._fail(record, outcome)
                 continue
             computed.append(self._computed(record, outcome))
-        computed = self.state.save(computed)  # the salts are durable before any commit can be sent
+        small = {
+            r.computed_hash[2:]: self.outputs[r.job_id]
+            for r in computed
+            if r.computed_hash is not None and len(self.outputs[r.job_id]) <= SMALL_RESULT
+        }
+        # Salts and small results are durable (one fsync) before any commit can be sent.
+        computed = self.state.save(computed, results=small)
         self._upload_results(computed)
         return True
 
     def _computed(self, record: WorkRecord, result: TaskResult) -> WorkRecord:
         digest = sha256(result.output)
-        self._store_output(digest, result.output)
+        if len(result.output) > SMALL_RESULT:
+            self._store_output(digest, result.output)
         self.outputs[record.job_id] = result.output
         claimed = self.behaviour.committed_hash(result.output)
         salt = "0x" + secrets.token_bytes(32).hex() if record.replicas > 1 else None
@@ -546,7 +554,7 @@ class ProviderDaemon:
         )  # fmt: skip
 
     def _store_output(self, digest: bytes, output: bytes) -> None:
-        """Keeps a result on disk (fsynced) until the marketplace has it."""
+        """Keeps a large result in a file of its own (fsynced) until the marketplace has it."""
         directory = self.config.results_dir
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / digest.hex()
@@ -581,10 +589,9 @@ class ProviderDaemon:
             assert record.computed_hash is not None
             output = self.outputs.get(record.job_id)
             if output is None:
-                path = self.config.results_dir / record.computed_hash[2:]
-                if not path.exists():
-                    continue
-                output = path.read_bytes()
+                output = self._stored_output(record.computed_hash[2:])
+            if output is None:
+                continue
             uploads[record.job_id] = self._pool.submit(self.api.upload, output)
         done = []
         for record in pending:
@@ -597,7 +604,17 @@ class ProviderDaemon:
                 continue
             self.outputs.pop(record.job_id, None)
             done.append(record.with_(uploaded=True))
-        self.state.save(done)
+        self.state.save(done, drop_results=[r.computed_hash[2:] for r in done if r.computed_hash])
+        for record in done:
+            assert record.computed_hash is not None
+            (self.config.results_dir / record.computed_hash[2:]).unlink(missing_ok=True)
+
+    def _stored_output(self, digest: str) -> bytes | None:
+        stored = self.state.result(digest)
+        if stored is not None:
+            return stored
+        path = self.config.results_dir / digest
+        return path.read_bytes() if path.exists() else None
 
     # ── settling ──
 

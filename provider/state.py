@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -23,10 +23,12 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     create_engine,
+    delete,
     event,
     insert,
     select,
@@ -104,6 +106,14 @@ _WORK = Table(
     Column("uploaded", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+# Results not yet taken by the marketplace, small enough to keep in the same file (and the same
+# transaction, so one fsync covers a whole round's results and salts).
+_RESULTS = Table(
+    "results",
+    _metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )
 _META = Table(
     "meta",
@@ -194,12 +204,31 @@ class LocalState:
         for row in rows:
             self._remember(_from_mapping(row))
 
-    def save(self, records: Iterable[WorkRecord]) -> list[WorkRecord]:
-        """Writes the records' current fields (in one transaction); returns them as stored."""
+    def save(
+        self,
+        records: Iterable[WorkRecord],
+        *,
+        results: Mapping[str, bytes] | None = None,
+        drop_results: Iterable[str] = (),
+    ) -> list[WorkRecord]:
+        """Writes the records' current fields, stores `results` (digest -> bytes) and forgets
+        `drop_results`, all in one transaction; returns the records as stored."""
         stored = [record.with_(updated_at=time.time()) for record in records]
-        if not stored:
+        dropped = list(drop_results)
+        if not stored and not results and not dropped:
             return stored
         with self.engine.begin() as connection:
+            if results:
+                known = set(
+                    connection.execute(
+                        select(_RESULTS.c.digest).where(_RESULTS.c.digest.in_(list(results)))
+                    ).scalars()
+                )
+                fresh = [{"digest": d, "data": data} for d, data in results.items() if d not in known]
+                if fresh:
+                    connection.execute(insert(_RESULTS), fresh)
+            if dropped:
+                connection.execute(delete(_RESULTS).where(_RESULTS.c.digest.in_(dropped)))
             for record in stored:
                 row = _to_row(record)
                 job_id = row.pop("job_id")
@@ -216,7 +245,15 @@ class LocalState:
         else:
             self._active[record.job_id] = record
 
+    def result(self, digest: str) -> bytes | None:
+        """A stored result's bytes (hex digest without 0x)."""
+        with self.engine.connect() as connection:
+            data = connection.execute(select(_RESULTS.c.data).where(_RESULTS.c.digest == digest)).scalar()
+        return None if data is None else bytes(data)
+
     def get(self, job_id: int) -> WorkRecord | None:
+        if job_id in self._active:
+            return self._active[job_id]
         with self.engine.connect() as connection:
             row = connection.execute(select(_WORK).where(_WORK.c.job_id == job_id)).first()
         return None if row is None else _from_row(row)

@@ -8,11 +8,12 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from ...store.blobs import BlobTooLarge, normalize_digest
+from ...store.blobs import READ_CHUNK, BlobReader, BlobStore, BlobTooLarge, normalize_digest
 from ..deps import BlobsDep, SettingsDep
 from ..schemas import Blob, Error
 
 router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
+SMALL_BLOB = READ_CHUNK
 
 _RAW_BODY = {
     "requestBody": {
@@ -69,10 +70,21 @@ async def upload_blob(
 async def download_blob(
     digest: str, blobs: BlobsDep, if_none_match: Annotated[str | None, Header()] = None
 ) -> Response:
-    reader = await anyio.to_thread.run_sync(blobs.open, digest)
+    reader, small = await anyio.to_thread.run_sync(_open, blobs, digest)
     headers = {"ETag": f'"{reader.digest}"', "Cache-Control": "public, max-age=31536000, immutable"}
     if if_none_match is not None and reader.digest in if_none_match:
         reader.close()
         return Response(status_code=304, headers=headers)
+    if small is not None:  # specs and results are mostly small: one read, no streaming machinery
+        return Response(small, media_type="application/octet-stream", headers=headers)
     headers["Content-Length"] = str(reader.size)
     return StreamingResponse(reader.chunks(), media_type="application/octet-stream", headers=headers)
+
+
+def _open(blobs: BlobStore, digest: str) -> tuple[BlobReader, bytes | None]:
+    """The blob, and its bytes when it fits in one read."""
+    reader = blobs.open(digest)
+    if reader.size > SMALL_BLOB:
+        return reader, None
+    with reader:
+        return reader, reader.read()
