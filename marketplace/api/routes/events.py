@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse
 
 from .. import queries
 from ..deps import DatabaseDep, ServicesDep
@@ -52,15 +52,19 @@ async def stream_limits(
 
 @router.get(
     "/events",
-    response_class=EventSourceResponse,
+    # Not FastAPI's generator SSE mode: the stream yields ready-made SSE bytes (see stream.py).
+    response_class=StreamingResponse,
     summary="Live stream of indexed events (Server-Sent Events)",
-    responses={400: {"model": Error}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        400: {"model": Error},
+    },
 )
 async def stream_events(
     services: ServicesDep,
     start: Annotated[int, Depends(start_position)],
     limits: Annotated[StreamLimits, Depends(stream_limits)],
-) -> AsyncIterator[ServerSentEvent]:
+) -> EventSourceResponse:
     """Each event has `id` = its stream sequence number, `event` = its name and JSON `data` {seq,
     position, name, block_number, block_timestamp, tx_hash, gas_used, log_index, job_id, args}.
     After a reorg the stream sends `event: reorg` with `data` {seq, ancestor_block, ancestor_hash,
@@ -68,8 +72,9 @@ async def stream_events(
     replacement events follow. Comments keep idle streams alive. `max_events` and `timeout` end a
     stream early (for scripts and tests); a reorg notice counts as an event."""
     settings = services.settings
-    async for message in event_stream(
+    messages = event_stream(
         services.database, start, limits,
         poll_seconds=settings.stream_poll_seconds, keepalive_seconds=settings.stream_keepalive_seconds,
-    ):  # fmt: skip
-        yield message
+    )  # fmt: skip
+    # Already SSE bytes, a poll's worth at a time (see stream.py); no proxy may buffer them.
+    return EventSourceResponse(messages, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
