@@ -211,6 +211,8 @@ def open_indexer(
     if not is_address(market):
         fail(f"--market {market!r} is not an address")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpcore"):  # a line per RPC request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     config = settings()
     rpc_url = rpc or config.rpc_url
     engine = make_engine(db)

@@ -16,7 +16,8 @@ from eth_utils import to_checksum_address
 
 from .chain.market import ETH, JobParams, MarketActor, TxResult
 from .errors import MarketError
-from .hashing import canonical_json, sha256
+from .hashing import sha256
+from .spec import parse_spec
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
@@ -157,10 +158,11 @@ class Requester:
         run_timeout: int = 3600,
         reveal_window: int = 3600,
     ) -> SubmittedJob:
-        """Uploads the inputs and the spec (with the inputs' digests in it), then posts the job."""
+        """Uploads the inputs and the spec (with the inputs' digests in it), then posts the job.
+        A spec that is not a valid job spec raises InvalidSpec before anything is uploaded."""
+        document = {**spec, "inputs": [*spec.get("inputs", []), *(sha256(data).hex() for data in inputs)]}
+        spec_bytes = parse_spec(document).canonical_bytes()
         input_refs = [self.api.upload(data) for data in inputs]
-        document = {**spec, "inputs": [*spec.get("inputs", []), *(ref.digest for ref in input_refs)]}
-        spec_bytes = canonical_json(document)
         spec_ref = self.api.upload(spec_bytes)
         params = JobParams(
             spec_hash=bytes.fromhex(spec_ref.digest),

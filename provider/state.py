@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -122,6 +123,17 @@ _META = Table(
     Column("value", String(2000), nullable=False),
 )
 _INTEGERS = ("reward", "collateral")
+_UPDATE = (
+    update(_WORK)
+    .where(_WORK.c.job_id == bindparam("_job_id"))
+    .values(
+        {
+            column.name: bindparam(f"_{column.name}")
+            for column in _WORK.columns
+            if column.name not in ("job_id", "created_at")
+        }
+    )
+)
 
 
 def _to_row(record: WorkRecord) -> dict[str, Any]:
@@ -229,11 +241,9 @@ class LocalState:
                     connection.execute(insert(_RESULTS), fresh)
             if dropped:
                 connection.execute(delete(_RESULTS).where(_RESULTS.c.digest.in_(dropped)))
-            for record in stored:
-                row = _to_row(record)
-                job_id = row.pop("job_id")
-                row.pop("created_at")
-                connection.execute(update(_WORK).where(_WORK.c.job_id == job_id).values(**row))
+            if stored:
+                rows = [{f"_{key}": value for key, value in _to_row(record).items()} for record in stored]
+                connection.execute(_UPDATE, rows)  # one statement, built once, for every row
         for record in stored:
             self._remember(record)
         return stored

@@ -15,7 +15,7 @@ from web3.types import LogReceipt, TxReceipt
 
 from .. import artifacts
 from ..errors import AssignmentStatus, JobStatus
-from .events import LogDecoder
+from .events import LogDecoder, checksum_address
 from .sender import Call, PendingTx, TxSender
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -128,6 +128,18 @@ class TxResult:
         return found[0]
 
 
+def _as_rpc_log(log: Any) -> dict[str, Any]:
+    """A web3-formatted log (bytes, ints) in the node's own form (hex strings)."""
+    return {
+        "topics": ["0x" + bytes(topic).hex() for topic in log["topics"]],
+        "data": "0x" + bytes(log["data"]).hex(),
+        "blockNumber": hex(int(log["blockNumber"])),
+        "blockHash": "0x" + bytes(log["blockHash"]).hex(),
+        "transactionHash": "0x" + bytes(log["transactionHash"]).hex(),
+        "logIndex": hex(int(log["logIndex"])),
+    }
+
+
 def bind(w3: Web3, name: str, address: str) -> Contract:
     """A web3 contract for artifact `name` at `address`."""
     return w3.eth.contract(address=to_checksum_address(address), abi=artifacts.load(name).abi)
@@ -151,22 +163,15 @@ class Market:
     def _decoder(self) -> LogDecoder:
         return LogDecoder(artifacts.load("ComputeMarket").abi, native=True)
 
-    def decode_logs(self, logs: Iterable[LogReceipt]) -> list[Event]:
-        """Decodes this market's logs, skipping any other contract's (values as web3 gives them)."""
+    def decode_logs(self, logs: Iterable[LogReceipt | dict[str, Any]]) -> list[Event]:
+        """Decodes this market's logs, in web3's form or the node's own (hex strings), skipping any
+        other contract's; values come as web3 gives them."""
         events = []
         for log in logs:
-            if to_checksum_address(log["address"]) != self.address or not log["topics"]:
+            if checksum_address(str(log["address"])) != self.address or not log["topics"]:
                 continue
-            decoded = self._decoder.decode(
-                {
-                    "topics": ["0x" + bytes(topic).hex() for topic in log["topics"]],
-                    "data": "0x" + bytes(log["data"]).hex(),
-                    "blockNumber": hex(int(log["blockNumber"])),
-                    "blockHash": "0x" + bytes(log["blockHash"]).hex(),
-                    "transactionHash": "0x" + bytes(log["transactionHash"]).hex(),
-                    "logIndex": hex(int(log["logIndex"])),
-                }
-            )
+            raw: dict[str, Any] = dict(log)
+            decoded = self._decoder.decode(raw if isinstance(raw["data"], str) else _as_rpc_log(raw))
             if decoded is None:
                 continue
             events.append(

@@ -11,16 +11,27 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import RPCEndpoint, TxParams, TxReceipt
 
 from ..errors import ContractRevert, TransactionDropped, TransactionError, TransactionTimeout, decode_revert
+
+_RECEIPT_INTEGERS = (
+    "status",
+    "blockNumber",
+    "gasUsed",
+    "cumulativeGasUsed",
+    "effectiveGasPrice",
+    "transactionIndex",
+    "type",
+)
 
 
 @dataclass(frozen=True)
@@ -126,10 +137,7 @@ class TxSender:
         deadline = time.monotonic() + (self.receipt_timeout if timeout is None else timeout)
         next_presence_check = time.monotonic() + 1.0
         while True:
-            try:
-                receipt = self.w3.eth.get_transaction_receipt(pending.tx_hash)
-            except TransactionNotFound:
-                receipt = None
+            receipt = self._receipt(pending.tx_hash)
             if receipt is not None:
                 if receipt["status"] != 1:
                     raise self._failure(pending, receipt)
@@ -144,6 +152,27 @@ class TxSender:
                 next_presence_check = now + 1.0
                 self._rebroadcast_if_dropped(pending)
             time.sleep(self.poll_interval)
+
+    def _receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
+        """The receipt, its scalar fields in web3's types and its logs as the node sent them (web3's
+        formatting of every field of every log costs more than the call when a batch logged
+        hundreds of events; `Market.decode_logs` reads either form)."""
+        reply = self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash.to_0x_hex()])
+        if "error" in reply:
+            raise TransactionError(f"eth_getTransactionReceipt failed: {reply['error']}")
+        raw = reply.get("result")
+        if raw is None:
+            return None
+        receipt: dict[str, Any] = dict(raw)
+        for key in _RECEIPT_INTEGERS:
+            if receipt.get(key) is not None:
+                receipt[key] = int(receipt[key], 16)
+        for key in ("transactionHash", "blockHash"):
+            receipt[key] = HexBytes(receipt[key])
+        for key in ("from", "to", "contractAddress"):
+            if receipt.get(key):
+                receipt[key] = to_checksum_address(receipt[key])
+        return cast(TxReceipt, receipt)
 
     def estimate_gas(self, params: dict[str, Any]) -> int:
         """Gas for `params` with a safety margin; a revert raises the contract's named error."""

@@ -95,7 +95,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                 "--db", f"sqlite:///{tmp / 'market.db'}", "--blobs", str(tmp / "blobs"),
                 "--port", str(port), "--poll-interval", "0.05",
             ],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=(tmp / "serve.log").open("w"), stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         api_url = f"http://127.0.0.1:{port}"
         try:
@@ -108,7 +108,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                     time.sleep(0.1)
             else:
                 server.kill()
-                pytest.fail(f"market serve did not start:\n{server.communicate()[0]}")
+                pytest.fail(f"market serve did not start:\n{(tmp / 'serve.log').read_text()}")
             provider = ScriptedProvider(provider_actor, MarketplaceApi(api_url))
             provider.start()
             yield Service(node, world, api_url, provider)
@@ -121,7 +121,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 def write_spec(path: Path, name: str, seed: str, rounds: int = 1000) -> Path:
-    spec = {"workload": {"kind": "builtin", "name": name}, "args": {"seed": seed, "rounds": rounds}}
+    spec = {
+        "workload": {"kind": "builtin", "name": name},
+        "args": {"seed": seed, "rounds": rounds},
+        "limits": {"fuel": rounds, "memory_mb": 16, "timeout_s": 60},
+    }
     path.write_text(json.dumps(spec))
     return path
 
