@@ -124,7 +124,7 @@ class Sandbox:
         chain: ChainKind = ChainKind.ANVIL,
         ray_cpus: int = 2,
         provider_stake: int = 5 * ETHER,
-        indexer_poll: float = 0.05,
+        indexer_poll: float = 0.1,
         startup_timeout: float = 60.0,
     ) -> None:
         self.workdir = workdir
