@@ -67,6 +67,7 @@ bench: setup
 	$(PY) bench/gas.py
 	$(PY) bench/indexer.py
 	$(PY) bench/api.py
+	$(PY) bench/e2e.py
 
 # Re-pins requirements.lock from pyproject.toml in a scratch virtualenv.
 lock:
