@@ -6,8 +6,9 @@ result hash it pays for) is read from the chain itself and checked against the d
 
 from __future__ import annotations
 
+import base64
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from .hashing import sha256
 from .spec import parse_spec
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+BLOB_BATCH_ITEMS = 256  # what POST /v1/blobs/batch and /v1/blobs/query take at most
+BATCH_BYTES = 4 * 1024 * 1024
 
 
 class ClientError(MarketError):
@@ -119,6 +122,37 @@ class MarketplaceApi:
             raise DigestMismatch(f"the marketplace stored {reply['digest']} for a blob hashing to {expected}")
         return BlobRef(reply["digest"], reply["cid"], int(reply["size"]))
 
+    def upload_many(self, blobs: Sequence[bytes]) -> list[BlobRef]:
+        """`upload` for many small blobs, a batch request at a time; refs in the order given."""
+        refs: list[BlobRef] = []
+        for batch in _batches(blobs):
+            body = {"blobs": [base64.b64encode(data).decode() for data in batch]}
+            stored = self._request("POST", "/v1/blobs/batch", json=body).json()["blobs"]
+            for data, reply in zip(batch, stored, strict=True):
+                if reply["digest"] != digest_hex(data):
+                    raise DigestMismatch(
+                        f"the marketplace stored {reply['digest']} for a blob hashing to {digest_hex(data)}"
+                    )
+                refs.append(BlobRef(reply["digest"], reply["cid"], int(reply["size"])))
+        return refs
+
+    def download_many(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """The blobs with these digests that the marketplace holds, verified, fetched a batch at a
+        time (large ones one by one); a digest it does not hold is left out."""
+        wanted = list(dict.fromkeys(digest.removeprefix("0x").lower() for digest in digests))
+        found: dict[str, bytes] = {}
+        for start in range(0, len(wanted), BLOB_BATCH_ITEMS):
+            chunk = wanted[start : start + BLOB_BATCH_ITEMS]
+            reply = self._request("POST", "/v1/blobs/query", json={"digests": chunk}).json()
+            for digest, encoded in reply["blobs"].items():
+                data = base64.b64decode(encoded)
+                if digest_hex(data) != digest:
+                    raise DigestMismatch(f"blob {digest} downloaded as bytes hashing to {digest_hex(data)}")
+                found[digest] = data
+            for digest in reply["deferred"]:
+                found[digest] = self.download(digest)
+        return found
+
     def download(self, digest: str) -> bytes:
         """The blob with this digest, verified: raises DigestMismatch if the bytes are not it."""
         digest = digest.removeprefix("0x").lower()
@@ -127,6 +161,18 @@ class MarketplaceApi:
         if actual != digest:
             raise DigestMismatch(f"blob {digest} downloaded as bytes hashing to {actual}")
         return data
+
+
+def _batches(blobs: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
+    """Runs of at most BLOB_BATCH_ITEMS blobs and about BATCH_BYTES bytes (one blob may exceed it)."""
+    start, size = 0, 0
+    for index, data in enumerate(blobs):
+        if index > start and (index - start == BLOB_BATCH_ITEMS or size + len(data) > BATCH_BYTES):
+            yield blobs[start:index]
+            start, size = index, 0
+        size += len(data)
+    if start < len(blobs):
+        yield blobs[start:]
 
 
 @dataclass(frozen=True)

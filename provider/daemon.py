@@ -79,7 +79,6 @@ class Candidate:
     spec: JobSpec | None = None
     plan: Plan | None = None
     refusal: Refusal | None = None
-    preparing: Future[tuple[JobSpec, Plan] | Refusal] | None = None
     retry_at: float = 0.0
     checked_at: float = 0.0  # when its on-chain state was last read
 
@@ -94,21 +93,28 @@ class BlobCache:
     _size: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, digest: str, fetch: Callable[[str], bytes]) -> bytes:
+    def get_many(
+        self, digests: Iterable[str], fetch: Callable[[list[str]], dict[str, bytes]]
+    ) -> dict[str, bytes]:
+        """The blobs held, fetching the missing ones with one call; one not found is left out."""
+        wanted = list(dict.fromkeys(digests))
         with self._lock:
-            data = self._blobs.get(digest)
-            if data is not None:
+            found = {digest: self._blobs[digest] for digest in wanted if digest in self._blobs}
+            for digest in found:
                 self._blobs.move_to_end(digest)
-                return data
-        data = fetch(digest)
-        with self._lock:
-            if digest not in self._blobs:
-                self._blobs[digest] = data
-                self._size += len(data)
-            while self._size > self.max_bytes and len(self._blobs) > 1:
-                _, dropped = self._blobs.popitem(last=False)
-                self._size -= len(dropped)
-        return data
+        missing = [digest for digest in wanted if digest not in found]
+        if missing:
+            fetched = fetch(missing)
+            found.update(fetched)
+            with self._lock:
+                for digest, data in fetched.items():
+                    if digest not in self._blobs:
+                        self._blobs[digest] = data
+                        self._size += len(data)
+                while self._size > self.max_bytes and len(self._blobs) > 1:
+                    _, dropped = self._blobs.popitem(last=False)
+                    self._size -= len(dropped)
+        return found
 
 
 class ProviderDaemon:
@@ -133,7 +139,7 @@ class ProviderDaemon:
         self.blobs = BlobCache(BLOB_CACHE_BYTES)
         self.candidates: dict[int, Candidate] = {}
         self.plans: dict[int, Plan] = {}
-        self.preparing: dict[int, Future[tuple[JobSpec, Plan] | Refusal]] = {}
+        self.preparing: dict[int, Future[dict[int, tuple[JobSpec, Plan] | Refusal]]] = {}
         self.outputs: dict[int, bytes] = {}
         self.refused: set[int] = set()
         self._watched: set[int] = set()  # single-replica jobs read on-chain each round (see _settle_round)
@@ -317,24 +323,40 @@ class ProviderDaemon:
         self.metrics.refusals.labels(refusal.code).inc()
         log.info("refused job", extra={"job_id": job_id, "code": refusal.code, "reason": refusal.reason})
 
-    def _prepare(self, spec_hash: str) -> tuple[JobSpec, Plan] | Refusal:
-        """Fetches and verifies a job's spec and blobs, and plans it (in a fetch thread)."""
-        try:
-            spec = parse_spec(self.blobs.get(spec_hash, self.api.download))
-        except InvalidSpec as exc:
-            return Refusal("spec", str(exc))
-        blobs = {digest: self.blobs.get(digest, self.api.download) for digest in spec.blobs()}
-        try:
-            return spec, plan(spec, blobs)
-        except WorkloadError as exc:
-            return Refusal(exc.code, exc.message)
+    def _prepare(self, jobs: list[tuple[int, str]]) -> dict[int, tuple[JobSpec, Plan] | Refusal]:
+        """Fetches (a batch request or two for all of them) and verifies the specs and blobs of
+        `jobs` (id, spec digest), and plans each; runs in a fetch thread. A job whose spec or a blob
+        the marketplace does not hold is left out, to be tried again later."""
+        specs = self.blobs.get_many([spec_hash for _, spec_hash in jobs], self.api.download_many)
+        parsed: dict[int, JobSpec | Refusal] = {}
+        for job_id, spec_hash in jobs:
+            if spec_hash not in specs:
+                continue
+            try:
+                parsed[job_id] = parse_spec(specs[spec_hash])
+            except InvalidSpec as exc:
+                parsed[job_id] = Refusal("spec", str(exc))
+        needed = [d for spec in parsed.values() if isinstance(spec, JobSpec) for d in spec.blobs()]
+        blobs = self.blobs.get_many(needed, self.api.download_many)
+        prepared: dict[int, tuple[JobSpec, Plan] | Refusal] = {}
+        for job_id, spec in parsed.items():
+            if isinstance(spec, Refusal):
+                prepared[job_id] = spec
+            elif all(digest in blobs for digest in spec.blobs()):
+                try:
+                    prepared[job_id] = (spec, plan(spec, {d: blobs[d] for d in spec.blobs()}))
+                except WorkloadError as exc:
+                    prepared[job_id] = Refusal(exc.code, exc.message)
+        return prepared
 
-    def _start_preparing(self, job_id: int, spec_hash: str) -> Future[tuple[JobSpec, Plan] | Refusal]:
-        future = self.preparing.get(job_id)
-        if future is None:
-            future = self._pool.submit(self._prepare, spec_hash)
+    def _start_preparing(self, jobs: list[tuple[int, str]]) -> None:
+        """Starts preparing the jobs that are not being prepared already, as one batch."""
+        fresh = [(job_id, spec_hash) for job_id, spec_hash in jobs if job_id not in self.preparing]
+        if not fresh:
+            return
+        future = self._pool.submit(self._prepare, fresh)
+        for job_id, _ in fresh:
             self.preparing[job_id] = future
-        return future
 
     def _prepared(self, job_id: int) -> tuple[JobSpec, Plan] | Refusal | None:
         """The finished preparation of a job, None while it runs; a failed fetch is retried later."""
@@ -343,7 +365,7 @@ class ProviderDaemon:
             return None
         del self.preparing[job_id]
         try:
-            return future.result()
+            return future.result().get(job_id)
         except (MarketError, OSError) as exc:
             log.warning("cannot fetch job %s yet: %s", job_id, exc)
             return None
@@ -383,11 +405,14 @@ class ProviderDaemon:
             if view is None or view.status is not JobStatus.OPEN or view.claims >= view.replicas:
                 self._drop(candidate)  # taken, cancelled or expired: nothing to do
         due = [c for c in due if c.job_id in self.candidates]
-        fetching = [
-            self._start_preparing(c.job_id, c.posted.spec_hash)
-            for c in due
-            if c.plan is None and c.posted is not None and c.retry_at <= clock
-        ]
+        self._start_preparing(
+            [
+                (c.job_id, c.posted.spec_hash)
+                for c in due
+                if c.plan is None and c.posted is not None and c.retry_at <= clock
+            ]
+        )
+        fetching = {self.preparing[c.job_id] for c in due if c.job_id in self.preparing}
         wait_for(fetching, timeout=PREPARE_WAIT_SECONDS)  # most specs are small: claim in this round
         ready: list[Candidate] = []
         for candidate in sorted(due, key=lambda c: c.job_id):
@@ -421,7 +446,7 @@ class ProviderDaemon:
         if candidate.retry_at > clock:
             return False
         assert candidate.posted is not None
-        self._start_preparing(candidate.job_id, candidate.posted.spec_hash)
+        self._start_preparing([(candidate.job_id, candidate.posted.spec_hash)])
         prepared = self._prepared(candidate.job_id)
         if prepared is None:
             if candidate.job_id not in self.preparing:  # the fetch failed: try again in a while
@@ -499,7 +524,7 @@ class ProviderDaemon:
                 continue
             job_plan = self.plans.get(record.job_id)
             if job_plan is None:
-                self._start_preparing(record.job_id, record.spec_hash)
+                self._start_preparing([(record.job_id, record.spec_hash)])
                 prepared = self._prepared(record.job_id)
                 if prepared is None:
                     continue
@@ -580,30 +605,28 @@ class ProviderDaemon:
         )
 
     def _upload_results(self, records: Sequence[WorkRecord] | None = None) -> None:
-        """Puts computed results into the marketplace's blob store, a few at a time in parallel, so a
-        requester finds the result as soon as the job settles. One the marketplace does not take now
-        is tried again next round (it is on disk meanwhile); the settlement never waits for it."""
+        """Puts computed results into the marketplace's blob store (batch requests), so a requester
+        finds a result as soon as its job settles. What the marketplace does not take now is tried
+        again next round (it is kept meanwhile); the settlement never waits for it."""
         pending = [r for r in (self.state.unuploaded() if records is None else records) if not r.uploaded]
-        uploads: dict[int, Future[object]] = {}
+        outputs: dict[int, bytes] = {}
         for record in pending:
             assert record.computed_hash is not None
             output = self.outputs.get(record.job_id)
             if output is None:
                 output = self._stored_output(record.computed_hash[2:])
-            if output is None:
-                continue
-            uploads[record.job_id] = self._pool.submit(self.api.upload, output)
-        done = []
-        for record in pending:
-            future = uploads.get(record.job_id)
-            if future is None:
-                continue
-            try:
-                future.result(timeout=30)
-            except (ClientError, TimeoutError):
-                continue
+            if output is not None:
+                outputs[record.job_id] = output
+        if not outputs:
+            return
+        try:
+            self.api.upload_many(list(outputs.values()))
+        except ClientError as exc:
+            log.warning("results not uploaded yet: %s", exc)
+            return
+        done = [record.with_(uploaded=True) for record in pending if record.job_id in outputs]
+        for record in done:
             self.outputs.pop(record.job_id, None)
-            done.append(record.with_(uploaded=True))
         self.state.save(done, drop_results=[r.computed_hash[2:] for r in done if r.computed_hash])
         for record in done:
             assert record.computed_hash is not None

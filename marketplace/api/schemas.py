@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, Json
 
 
 class JobState(StrEnum):
@@ -180,3 +180,34 @@ class Blob(Schema):
     digest: str = Field(description="SHA-256, 64 lowercase hex characters")
     cid: str = Field(description="CIDv1 (raw, sha2-256, base32), to pin the blob on IPFS")
     size: int
+
+
+BLOB_BATCH_ITEMS = 256
+
+
+class BlobBatch(Schema):
+    """Several small blobs to store in one request (a provider's results, a requester's inputs)."""
+
+    blobs: list[Base64Bytes] = Field(
+        min_length=1, max_length=BLOB_BATCH_ITEMS, description="the blobs' bytes, base64"
+    )
+
+
+class StoredBlobs(Schema):
+    blobs: list[Blob] = Field(description="in the order they were sent")
+
+
+class BlobQuery(Schema):
+    """Several blobs to fetch in one request, by digest."""
+
+    digests: list[str] = Field(
+        min_length=1, max_length=BLOB_BATCH_ITEMS, description="SHA-256 digests, hex (0x optional)"
+    )
+
+
+class FoundBlobs(Schema):
+    blobs: dict[str, str] = Field(description="digest -> the blob's bytes in base64, for the blobs returned")
+    missing: list[str] = Field(description="digests the store does not hold")
+    deferred: list[str] = Field(
+        description="held, but too large for one answer: fetch them with GET /v1/blobs/{digest}"
+    )

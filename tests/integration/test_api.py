@@ -7,6 +7,7 @@ into a SQLite file, and a uvicorn server on a loopback port serves the API over 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import socket
@@ -40,6 +41,7 @@ from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet, free_port
 from marketplace.chain.market import ETH, JobParams
 from marketplace.chain.rpc import RpcClient
+from marketplace.client import MarketplaceApi
 from marketplace.demo import COLLATERAL, ETHER, Demo
 from marketplace.errors import JobStatus
 from marketplace.hashing import cid_v1, commitment, spec_hash
@@ -269,6 +271,7 @@ def test_openapi_documents_every_route(api: Api) -> None:
         ("get", "/health"), ("get", "/metrics"), ("get", "/v1/jobs"), ("get", "/v1/jobs/{job_id}"),
         ("get", "/v1/providers"), ("get", "/v1/providers/{address}"), ("get", "/v1/stats"),
         ("put", "/v1/blobs"), ("get", "/v1/blobs/{digest}"), ("get", "/v1/events"),
+        ("post", "/v1/blobs/batch"), ("post", "/v1/blobs/query"),
     }  # fmt: skip
     assert {(method, path) for path, item in paths.items() for method in item} == routes
     for method, path in routes:
@@ -674,6 +677,58 @@ def test_blob_round_trip(api: Api) -> None:
     assert fetched.headers["etag"].strip('"') == digest
     assert api.get(f"/v1/blobs/0x{digest.upper()}").content == data
     assert api.get(f"/v1/blobs/{digest}", headers={"If-None-Match": f'"{digest}"'}).status_code == 304
+
+
+def test_blobs_in_batches_round_trip_and_say_what_is_missing_or_too_large(api: Api) -> None:
+    small = [f"result {index}".encode() for index in range(5)] + [b""]
+    stored = api.http.post("/v1/blobs/batch", json={"blobs": [base64.b64encode(b).decode() for b in small]})
+    assert stored.status_code == 200, stored.text
+    digests = [hashlib.sha256(data).hexdigest() for data in small]
+    assert [blob["digest"] for blob in stored.json()["blobs"]] == digests
+    assert all(
+        api.get(f"/v1/blobs/{digest}").content == data for digest, data in zip(digests, small, strict=True)
+    )
+
+    large = bytes(range(256)) * 400  # over the 64 KiB a query answers inline
+    large_digest = api.http.put("/v1/blobs", content=large).json()["digest"]
+    absent = "ab" * 32
+    reply = api.http.post(
+        "/v1/blobs/query", json={"digests": [*digests, "0x" + large_digest.upper(), absent]}
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert {d: base64.b64decode(b) for d, b in body["blobs"].items()} == dict(
+        zip(digests, small, strict=True)
+    )
+    assert (body["missing"], body["deferred"]) == ([absent], [large_digest])
+
+    client = MarketplaceApi(api.url)
+    try:
+        assert client.download_many([*digests, large_digest, absent]) == {
+            **dict(zip(digests, small, strict=True)), large_digest: large,
+        }  # fmt: skip
+        assert [ref.digest for ref in client.upload_many(small)] == digests
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/v1/blobs/batch", {"blobs": []}, 422, "body 'blobs'"),
+        ("/v1/blobs/batch", {"blobs": ["not base64!"]}, 422, "ase64"),
+        ("/v1/blobs/batch", {"blobs": [base64.b64encode(b"x" * (BLOB_LIMIT + 1)).decode()]}, 413, "limit"),
+        ("/v1/blobs/query", {"digests": ["xyz"]}, 400, "64 hex characters"),
+        ("/v1/blobs/query", {"digests": []}, 422, "body 'digests'"),
+        ("/v1/blobs/query", {"digests": ["ab" * 32] * 257}, 422, "body 'digests'"),
+    ],
+)
+def test_bad_blob_batches_are_refused_with_a_message(
+    api: Api, path: str, body: dict[str, Any], status: int, message: str
+) -> None:
+    reply = api.http.post(path, json=body)
+    assert reply.status_code == status, reply.text
+    assert message in reply.json()["detail"]
 
 
 def test_a_large_blob_streams_both_ways(api: Api) -> None:

@@ -1,19 +1,26 @@
-"""`PUT /v1/blobs` and `GET /v1/blobs/{digest}`: content-addressed, verified, size-limited, streamed."""
+"""`PUT /v1/blobs` and `GET /v1/blobs/{digest}`: content-addressed, verified, size-limited, streamed;
+and their batch forms for the many small blobs of many small jobs: `POST /v1/blobs/batch` stores
+several in one request, `POST /v1/blobs/query` fetches several."""
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
-from ...store.blobs import READ_CHUNK, BlobReader, BlobStore, BlobTooLarge, normalize_digest
-from ..deps import BlobsDep, SettingsDep
-from ..schemas import Blob, Error
+from ...store.blobs import BlobNotFound, BlobReader, BlobStore, BlobTooLarge, normalize_digest
+from ..deps import ApiSettings, BlobsDep, SettingsDep
+from ..errors import BadRequest
+from ..schemas import Blob, BlobBatch, BlobQuery, Error, FoundBlobs, StoredBlobs
 
 router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
-SMALL_BLOB = READ_CHUNK
+SMALL_BLOB = 64 * 1024  # answered in one read (GET), inline in a query
+QUERY_ANSWER_BYTES = 8 * 1024 * 1024  # what one query answers at most; the rest is deferred
 
 _RAW_BODY = {
     "requestBody": {
@@ -88,3 +95,80 @@ def _open(blobs: BlobStore, digest: str) -> tuple[BlobReader, bytes | None]:
         return reader, None
     with reader:
         return reader, reader.read()
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) past `limit` bytes, declared or sent."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise BlobTooLarge(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BlobTooLarge(limit)
+    return bytes(body)
+
+
+def _batch_limit(settings: ApiSettings) -> int:
+    return settings.max_blob_bytes * 4 // 3 + 64 * 1024  # base64, and the JSON around it
+
+
+@router.post(
+    "/batch",
+    summary="Store several small blobs in one request",
+    responses={
+        422: {"model": Error, "description": "Not a batch of 1 to 256 base64 blobs"},
+        413: {"model": Error, "description": "The batch is larger than the service's blob limit"},
+    },
+)
+async def upload_blobs(request: Request, blobs: BlobsDep, settings: SettingsDep) -> StoredBlobs:
+    """The whole batch is at most the service's blob limit; each blob is stored as `PUT` would
+    store it (atomically, under its SHA-256), and the answer lists them in the order sent."""
+    body = await _read_limited(request, _batch_limit(settings))
+    try:
+        batch = BlobBatch.model_validate_json(body)
+    except ValidationError as exc:  # answered like FastAPI's own body validation (422)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    if sum(len(data) for data in batch.blobs) > settings.max_blob_bytes:
+        raise BlobTooLarge(settings.max_blob_bytes)
+
+    def store() -> list[Blob]:
+        stored = [blobs.put([data]) for data in batch.blobs]
+        return [Blob(digest=info.digest, cid=info.cid, size=info.size) for info in stored]
+
+    return StoredBlobs(blobs=await anyio.to_thread.run_sync(store))
+
+
+@router.post(
+    "/query",
+    summary="Fetch several small blobs in one request, by digest",
+    responses={400: {"model": Error, "description": "A digest that is not one"}},
+)
+async def download_blobs(query: BlobQuery, blobs: BlobsDep) -> FoundBlobs:
+    """Blobs up to 64 KiB each come back inline, base64, up to 8 MiB in all; larger ones, and
+    those past the total, are listed in `deferred` (fetch them with `GET /v1/blobs/{digest}`)."""
+    try:
+        digests = list(dict.fromkeys(normalize_digest(digest) for digest in query.digests))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+    def read() -> FoundBlobs:
+        found: dict[str, str] = {}
+        missing, deferred = [], []
+        total = 0
+        for digest in digests:
+            try:
+                reader = blobs.open(digest)
+            except BlobNotFound:
+                missing.append(digest)
+                continue
+            with reader:
+                if reader.size > SMALL_BLOB or total + reader.size > QUERY_ANSWER_BYTES:
+                    deferred.append(digest)
+                    continue
+                found[digest] = base64.b64encode(reader.read()).decode()
+                total += reader.size
+        return FoundBlobs(blobs=found, missing=missing, deferred=deferred)
+
+    return await anyio.to_thread.run_sync(read)
