@@ -6,7 +6,9 @@ Builds a market of single-replica jobs on a throwaway anvil (one in ten left ope
 settled), then runs `cmarket market serve` (indexer and API in one process, one worker) on it,
 and loads it from this process with keep-alive HTTP/1.1 connections:
   - first reads: every job id once, so no answer is cached yet;
-  - steady reads: random job ids for --seconds, at 1, 8 and 32 concurrent connections.
+  - steady reads: random job ids for --seconds, at 1, 8 and 32 concurrent connections;
+  - uncached reads: the same at 8 connections from a second server run with --cache-entries 0,
+    so every answer is read from the database.
 Writes the "## API" section of bench/BENCHMARKS.md.
 """
 
@@ -129,13 +131,18 @@ def measure(port: int, label: str, paths: list[str], connections: int, seconds: 
     )
 
 
-def serve(node: Devnet, market: str, tmp: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(node: Devnet, market: str, tmp: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "marketplace.cli", "market", "serve",
         "--rpc", node.rpc_url, "--market", market, "--db", f"sqlite:///{tmp / 'market.db'}",
-        "--blobs", str(tmp / "blobs"), "--port", str(port),
+        "--blobs", str(tmp / "blobs"), "--port", str(port), *options,
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=20)
 
 
 def wait_until_indexed(port: int, timeout: float = 120) -> None:
@@ -174,7 +181,8 @@ def render(loads: list[Load], jobs: int, command: str) -> str:
     lines += [
         "",
         "First reads build each answer from the database; later reads of a job are served from a cache "
-        "that is exact because it is dropped whenever the indexer commits a new block.",
+        "that is exact because it is dropped whenever the indexer commits a new block. The last row is "
+        "a server that caches nothing: every answer is three indexed lookups on SQLite and its JSON.",
         "",
     ]
     return "\n".join(lines)
@@ -188,18 +196,24 @@ def main() -> int:
     with Devnet() as node, tempfile.TemporaryDirectory() as tmp:
         print(f"building a market of {args.jobs:,} jobs ...", flush=True)
         market = build_market(node, args.jobs)
+        paths = [f"/v1/jobs/{job_id}" for job_id in range(1, args.jobs + 1)]
         port = free_port()
         server = serve(node, market, Path(tmp), port)
         try:
             wait_until_indexed(port)
-            paths = [f"/v1/jobs/{job_id}" for job_id in range(1, args.jobs + 1)]
             loads = [measure(port, "first reads (uncached)", paths, 8, None)]
             for connections in (1, 8, 32):
                 print(f"steady reads, {connections} connections ...", flush=True)
                 loads.append(measure(port, "steady reads", paths, connections, args.seconds))
         finally:
-            server.terminate()
-            server.wait(timeout=20)
+            stop(server)
+        print("uncached reads, 8 connections ...", flush=True)
+        server = serve(node, market, Path(tmp), port, "--cache-entries", "0")
+        try:
+            wait_until_indexed(port)
+            loads.append(measure(port, "uncached reads (--cache-entries 0)", paths, 8, args.seconds))
+        finally:
+            stop(server)
     command = "python bench/api.py" + (f" --jobs {args.jobs}" if args.jobs != 2_000 else "")
     section = render(loads, args.jobs, command)
     print(section)

@@ -278,6 +278,9 @@ def market_serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     poll_interval: Annotated[float, typer.Option(min=0.01, help="seconds between chain polls")] = 0.25,
+    cache_entries: Annotated[
+        int, typer.Option(min=0, help="answers kept in memory until the index changes (0: none)")
+    ] = 4096,
 ) -> None:
     """Run the indexer and the REST API in one process."""
     import logging
@@ -303,6 +306,7 @@ def market_serve(
         engine,
         FilesystemBlobStore(blobs),
         max_blob_bytes=max_blob_mb * 1024 * 1024,
+        response_cache_entries=cache_entries,
         indexer_status=indexer.status,
     )
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))

@@ -13,7 +13,7 @@ from ..dashboard.mount import install_dashboard
 from ..indexer.status import IndexerStatus
 from ..store.blobs import BlobStore
 from .cache import ResponseCache
-from .deps import ApiSettings, Database, Services
+from .deps import ApiSettings, CachedReads, Database, Services
 from .errors import install_error_handlers
 from .middleware import LatencyMiddleware
 from .routes import blobs as blob_routes
@@ -52,7 +52,7 @@ def create_app(
         summary="Read-only view of a ComputeMarket contract's jobs, providers and events; blob storage.",
         version="1",
     )
-    app.state.services = Services(
+    services = Services(
         database=Database(engine, max_threads=db_threads),
         cache=ResponseCache(response_cache_entries),
         blobs=blobs,
@@ -64,6 +64,8 @@ def create_app(
             stream_keepalive_seconds=stream_keepalive_seconds,
         ),
     )
+    app.state.services = services
+    app.state.cached_reads = CachedReads(services.database, services.cache, indexer_status)
     for module in (health, jobs, providers, stats, blob_routes, events):
         app.include_router(module.router)
     for dashboard_module in (insight_routes, search_routes):

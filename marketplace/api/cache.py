@@ -47,6 +47,16 @@ class ResponseCache:
             self.hits += 1
             return body
 
+    def peek(self, key: Hashable, checkpoint: Checkpoint) -> bytes | None:
+        """The body of `key` if the cache holds answers read at exactly `checkpoint`. Unlike `get`
+        it never forgets anything: `checkpoint` may trail the one the cache last saw."""
+        with self._lock:
+            if checkpoint != self._checkpoint or (body := self._bodies.get(key)) is None:
+                return None
+            self._bodies.move_to_end(key)
+            self.hits += 1
+            return body
+
     def put(self, key: Hashable, checkpoint: Checkpoint, body: bytes) -> None:
         with self._lock:
             if checkpoint != self._checkpoint or self.max_entries < 1:

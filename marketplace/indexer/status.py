@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 IndexerState = Literal["starting", "following", "retrying", "halted"]
+Checkpoint = tuple[int, str | None]  # the last indexed block and its hash
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,19 @@ class IndexerStatus:
         self._state: IndexerState = "starting"
         self._error: str | None = None
         self._last_contact: float | None = None
+        self._checkpoint: Checkpoint | None = None
 
-    def stepped(self) -> None:
+    def stepped(self, checkpoint: Checkpoint) -> None:
+        """A step ended with the index at `checkpoint`, committed."""
         with self._lock:
             self._state, self._error, self._last_contact = "following", None, time.monotonic()
+            self._checkpoint = checkpoint
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The position of the last committed step, None before the first. It trails the database
+        by the instant between a step's commit and this update, never more."""
+        return self._checkpoint
 
     def retrying(self, error: Exception) -> None:
         with self._lock:

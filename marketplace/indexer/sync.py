@@ -28,7 +28,7 @@ from ..errors import MarketError
 from ..store.projector import Projector, prune_journal, undo_after
 from ..store.schema import Block, ChainState, RawEvent, Reorg, Transaction
 from .handlers import HANDLERS, EventContext, prefetch
-from .status import IndexerStatus
+from .status import Checkpoint, IndexerStatus
 
 log = logging.getLogger("cmarket.indexer")
 
@@ -54,6 +54,7 @@ class StepResult:
     to_block: int
     events: int
     head: int
+    checkpoint: Checkpoint  # the index's position after this step: last block and its hash
     reorged_to: int | None = None
 
     @property
@@ -141,7 +142,7 @@ class Indexer:
                 return self._undo_reorg(state, head)
         if last >= head:
             self._record_head(head, last)
-            return StepResult(last + 1, last, 0, head)
+            return StepResult(last + 1, last, 0, head, (last, state.last_block_hash))
 
         first = last + 1
         to = min(head, last + self.range)
@@ -196,7 +197,7 @@ class Indexer:
         self._record_head(head, to)
         if len(decoded) < self.max_step_events // 4:
             self.range = min(self.range * 2, self.max_range)
-        return StepResult(first, to, len(decoded), head)
+        return StepResult(first, to, len(decoded), head, (to, top["hash"]))
 
     def _record_head(self, head: int, indexed: int) -> None:
         metrics.INDEXED_BLOCK.set(indexed)
@@ -364,7 +365,7 @@ class Indexer:
             "reorg: blocks %s..%s replaced; undid %s row changes, re-indexing from %s",
             ancestor + 1, state.last_block, undone, ancestor + 1,
         )  # fmt: skip
-        return StepResult(ancestor + 1, ancestor, 0, head, reorged_to=ancestor)
+        return StepResult(ancestor + 1, ancestor, 0, head, (ancestor, stored[ancestor]), reorged_to=ancestor)
 
     # ── the loop ──
 
@@ -390,7 +391,7 @@ class Indexer:
             except IndexerError as exc:
                 self.status.halted(exc)
                 raise
-            self.status.stepped()
+            self.status.stepped(result.checkpoint)
             backoff = 0.1
             if on_step is not None:
                 on_step(result)

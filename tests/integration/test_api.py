@@ -31,7 +31,7 @@ from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from marketplace.api import schemas
 from marketplace.api.app import create_app
@@ -213,8 +213,7 @@ def test_health_says_stalled_while_the_indexer_of_the_process_cannot_reach_the_c
             engine, RpcClient(market.node.rpc_url), market.world.deployment.market, finality_depth=5
         )
         live.initialize()
-        live.step()
-        live.status.stepped()  # what the loop records after a step that went through
+        live.status.stepped(live.step().checkpoint)  # what the loop records after a step that went through
         with serve(make_app(engine, tmp_path / "blobs", indexer_status=live.status)) as url:
             following = httpx.get(f"{url}/health").json()
             assert (following["status"], following["indexer"]["state"]) == ("ok", "following")
@@ -620,6 +619,8 @@ def market_copy(market: IndexedMarket, directory: Path) -> Iterator[tuple[Engine
         yield engine, indexer
     finally:
         market.node.revert(snapshot)
+        for actor in (market.demo.requester, *market.demo.providers, market.demo.treasury):
+            actor.sender.resync()  # their cached nonces may be ahead of the reverted chain
         rpc.close()
         engine.dispose()
 
@@ -653,6 +654,35 @@ def test_a_newly_indexed_event_arrives_on_an_open_stream(market: IndexedMarket, 
         ).json()  # the cached answer was dropped with the old checkpoint
         assert (before["commits"], after["commits"]) == (0, 1)
         assert after["timeline"][-1]["name"] == "ResultCommitted"
+
+
+def test_with_the_indexer_in_process_cached_answers_need_no_database_until_it_commits(
+    market: IndexedMarket, tmp_path: Path
+) -> None:
+    running = market.unfinished["running"]
+    checkouts: list[object] = []  # connections taken from the pool: every read, even a point read
+    with market_copy(market, tmp_path) as (engine, indexer):
+        indexer.status.stepped(indexer.step().checkpoint)
+        event.listen(engine, "checkout", lambda *args: checkouts.append(args[0]))
+        with (
+            serve(make_app(engine, tmp_path / "blobs", indexer_status=indexer.status)) as url,
+            httpx.Client(base_url=url, timeout=20) as http,
+        ):
+            before = http.get(f"/v1/jobs/{running}").json()  # read from the database, then cached
+            reads = len(checkouts)
+            assert reads > 0
+            assert [http.get(f"/v1/jobs/{running}").json() for _ in range(3)] == [before] * 3
+            assert len(checkouts) == reads  # served from memory: the database was not touched
+
+            market.demo.bob.commit(
+                running, commitment(running, market.demo.bob.address, b"\x05" * 32, b"\x06" * 32)
+            )
+            while not (result := indexer.step()).caught_up:
+                pass
+            indexer.status.stepped(result.checkpoint)
+            after = http.get(f"/v1/jobs/{running}").json()
+        assert (before["commits"], after["commits"]) == (0, 1)  # the commit made the cache stale
+        assert len(checkouts) > reads
 
 
 # ── blobs ──

@@ -12,7 +12,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Response
 
 from .. import insights
-from ..deps import BlobsDep, CacheDep, DatabaseDep
+from ..deps import BlobsDep, CachedReadsDep, DatabaseDep
 from ..insight_schemas import Activity, JobData, Latency, ProviderHistory, Summary
 from ..params import AddressPath, JobIdPath
 from ..responses import JsonBytes
@@ -24,12 +24,9 @@ Buckets = Annotated[int, Query(ge=1, le=1_440, description="how many buckets, en
 
 
 @router.get("/activity", response_model=Activity)
-async def get_activity(
-    db: DatabaseDep, cache: CacheDep, bucket: BucketSeconds = 60, buckets: Buckets = 60
-) -> Response:
+async def get_activity(reads: CachedReadsDep, bucket: BucketSeconds = 60, buckets: Buckets = 60) -> Response:
     """Jobs posted, started and finished per bucket, and the jobs in each state at each bucket's end."""
-    body = await db.run(
-        cache.fetch,
+    body = await reads.json(
         ("activity", bucket, buckets),
         lambda connection: insights.activity(connection, bucket, buckets),
     )
@@ -38,31 +35,28 @@ async def get_activity(
 
 @router.get("/latency", response_model=Latency)
 async def get_latency(
-    db: DatabaseDep,
-    cache: CacheDep,
+    reads: CachedReadsDep,
     bins: Annotated[int, Query(ge=1, le=200, description="at most this many bins")] = 24,
 ) -> Response:
     """Posted-to-finalized seconds of completed jobs: percentiles and a histogram."""
-    body = await db.run(cache.fetch, ("latency", bins), lambda connection: insights.latency(connection, bins))
+    body = await reads.json(("latency", bins), lambda connection: insights.latency(connection, bins))
     return JsonBytes(body)
 
 
 @router.get("/summary", response_model=Summary)
-async def get_summary(db: DatabaseDep, cache: CacheDep) -> Response:
+async def get_summary(reads: CachedReadsDep) -> Response:
     """Active providers, slashes and requesters: what /v1/stats does not count."""
-    return JsonBytes(await db.run(cache.fetch, ("summary",), insights.summary))
+    return JsonBytes(await reads.json(("summary",), insights.summary))
 
 
 @router.get("/providers/{address}", response_model=ProviderHistory)
 async def get_provider_history(
-    db: DatabaseDep,
-    cache: CacheDep,
+    reads: CachedReadsDep,
     address: AddressPath,
     buckets: Annotated[int, Query(ge=1, le=500, description="at most this many buckets")] = 60,
 ) -> Response:
     """Outcomes (won, slashed, returned), reputation and earnings over time, and latest assignments."""
-    body = await db.run(
-        cache.fetch,
+    body = await reads.json(
         ("provider-history", address, buckets),
         lambda connection: insights.provider_history(connection, address, buckets),
     )

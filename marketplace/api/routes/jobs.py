@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from .. import queries
-from ..deps import CacheDep, DatabaseDep
+from ..deps import CachedReadsDep, DatabaseDep
 from ..params import Address, Cursor, JobIdPath, Limit, decode_job_cursor, encode_cursor
 from ..responses import JsonBytes
 from ..schemas import Error, JobDetail, JobPage, JobState
@@ -45,8 +45,6 @@ async def list_jobs(
     response_model=JobDetail,
     responses={404: {"model": Error}},
 )
-async def get_job(db: DatabaseDep, cache: CacheDep, job_id: JobIdPath) -> Response:
-    body = await db.run(
-        cache.fetch, ("job", job_id), lambda connection: queries.job_detail(connection, job_id)
-    )
+async def get_job(reads: CachedReadsDep, job_id: JobIdPath) -> Response:
+    body = await reads.json(("job", job_id), lambda c: queries.job_detail(c, job_id), point_read=True)
     return JsonBytes(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from .. import queries
-from ..deps import CacheDep, DatabaseDep
+from ..deps import CachedReadsDep, DatabaseDep
 from ..params import AddressPath, Cursor, Limit, decode_provider_cursor, encode_cursor
 from ..responses import JsonBytes
 from ..schemas import Error, ProviderDetail, ProviderPage
@@ -27,8 +27,8 @@ async def list_providers(db: DatabaseDep, limit: Limit = 50, cursor: Cursor = No
     response_model=ProviderDetail,
     responses={404: {"model": Error}},
 )
-async def get_provider(db: DatabaseDep, cache: CacheDep, address: AddressPath) -> Response:
-    body = await db.run(
-        cache.fetch, ("provider", address), lambda connection: queries.provider_detail(connection, address)
+async def get_provider(reads: CachedReadsDep, address: AddressPath) -> Response:
+    body = await reads.json(
+        ("provider", address), lambda connection: queries.provider_detail(connection, address)
     )
     return JsonBytes(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from .. import queries
-from ..deps import CacheDep, DatabaseDep
+from ..deps import CachedReadsDep
 from ..responses import JsonBytes
 from ..schemas import Stats
 
@@ -17,5 +17,5 @@ router = APIRouter(prefix="/v1", tags=["stats"])
     summary="Jobs by effective status, volume per token, total stake, median completion",
     response_model=Stats,
 )
-async def get_stats(db: DatabaseDep, cache: CacheDep) -> Response:
-    return JsonBytes(await db.run(cache.fetch, ("stats",), queries.stats))
+async def get_stats(reads: CachedReadsDep) -> Response:
+    return JsonBytes(await reads.json(("stats",), queries.stats))
