@@ -36,6 +36,17 @@ export function replace(parent, ...children) {
   return append(parent, children);
 }
 
+/** Makes `parent`'s children exactly `elements`, in order, moving only the nodes out of place:
+ * a node already in its place is left alone, so it keeps focus and any handler's feedback. */
+export function reconcile(parent, elements) {
+  elements.forEach((element, index) => {
+    const current = parent.children[index];
+    if (current !== element) parent.insertBefore(element, current ?? null);
+  });
+  while (parent.children.length > elements.length) parent.lastElementChild.remove();
+  return parent;
+}
+
 /** A table inside a horizontally scrollable, keyboard-focusable region (usable at 360px wide). */
 export function table({ caption, columns, rows, label }) {
   const head = h("thead", {}, h("tr", {}, columns.map((column) =>

@@ -3,7 +3,7 @@
 
 import { getJson } from "../api.js";
 import { listen } from "../bus.js";
-import { h, replace, row, table } from "../dom.js";
+import { h, reconcile, replace, row, table } from "../dom.js";
 import { address, amount, badge, jobLink, time } from "../widgets.js";
 import { coalesce, errorAlert, wasAborted } from "../common.js";
 
@@ -28,6 +28,7 @@ export class JobTable {
     this.paged = paged;
     this.signal = signal;
     this.jobs = new Map(); // id -> job, as shown
+    this.rows = new Map(); // id -> {shown: the job's JSON, element}: unchanged rows are kept, not redrawn
     this.cursor = null;
     this.dirty = new Set();
     const { wrap, body } = table({
@@ -124,13 +125,23 @@ export class JobTable {
       jobs = jobs.slice(0, this.limit);
     }
     if (jobs.length === 0) {
+      this.rows.clear();
       replace(this.body, h("tr", {}, h("td", { colspan: "6", class: "muted" }, "No jobs match.")));
     } else {
-      replace(this.body, jobs.map((job) => {
+      const rows = new Map();
+      for (const job of jobs) {
+        const shown = JSON.stringify(job);
+        const kept = this.rows.get(job.id);
+        if (kept && kept.shown === shown) {
+          rows.set(job.id, kept);
+          continue;
+        }
         const element = jobRow(job);
         if (flash.has(job.id)) element.classList.add("flash");
-        return element;
-      }));
+        rows.set(job.id, { shown, element });
+      }
+      this.rows = rows;
+      reconcile(this.body, [...rows.values()].map((kept) => kept.element));
     }
     this.moreButton.hidden = !this.paged || !this.cursor;
   }
