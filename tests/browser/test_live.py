@@ -53,7 +53,7 @@ def test_a_job_posted_now_appears_in_the_table_within_two_seconds(
     wait_live(page)
     mark_document(page)
     older = table.locator("tbody tr").first.get_attribute("data-job-id")
-    keep = f'document.querySelector(\'tr[data-job-id="{older}"]\')'
+    keep = f"document.querySelector('tr[data-job-id=\"{older}\"]')"
     page.evaluate(f"{keep}.__kept = true")  # a mark on that row's node, not on its content
     job_id = world.post_job("live")
     posted = time.monotonic()

@@ -120,7 +120,7 @@ export async function render({ main, params, signal, setTitle }) {
   const message = h("div", {});
   const body = h("div", {});
   replace(main, heading, message, body);
-  let shown = false;
+  let shown = null; // the JSON of what the page shows: a refresh that reads the same draws nothing
 
   async function load() {
     try {
@@ -128,6 +128,10 @@ export async function render({ main, params, signal, setTitle }) {
         getJson(`/v1/jobs/${id}`, { signal }),
         getJson(`/v1/insights/jobs/${id}/data`, { signal }),
       ]);
+      const read = JSON.stringify([job, data]);
+      message.replaceChildren();
+      if (read === shown) return; // redrawing would only take the focus and the scroll position away
+      shown = read;
       replace(heading, `Job #${id} `, badge(job.status));
       replace(body,
         facts(job),
@@ -135,11 +139,9 @@ export async function render({ main, params, signal, setTitle }) {
         titled("Spec", specView(data)),
         titled("Assignments", assignmentTable(job)),
         titled("Timeline", timeline(job)));
-      message.replaceChildren();
-      shown = true;
     } catch (error) {
       if (wasAborted(error, signal)) return;
-      if (error instanceof ApiError && error.status === 404 && !shown) {
+      if (error instanceof ApiError && error.status === 404 && shown === null) {
         replace(message, h("p", { class: "alert" }, `There is no job #${id} in this index. If it was just posted, the indexer may not have reached it yet; this page updates when it does.`));
       } else {
         replace(message, errorAlert(error, `job #${id}`)); // what was shown stays

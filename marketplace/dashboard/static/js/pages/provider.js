@@ -108,14 +108,17 @@ export async function render({ main, params, signal, setTitle }) {
     earnings.chart.update(history.times, tokens.length ? tokens.map((token) => history.earned[token].map((value) => unitsAsNumber(value))) : [history.times.map(() => 0)]);
   }
 
-  let found = false;
+  let shown = null; // the JSON of what the page shows: a refresh that reads the same draws nothing
   async function load() {
     try {
       const [provider, history] = await Promise.all([
         getJson(`/v1/providers/${wanted}`, { signal }),
         getJson(`/v1/insights/providers/${wanted}`, { params: { buckets: BUCKETS }, signal }),
       ]);
-      found = true;
+      const read = JSON.stringify([provider, history]);
+      message.replaceChildren();
+      if (read === shown) return; // redrawing would only take the focus and the scroll position away
+      shown = read;
       replace(heading, "Provider ", h("span", { class: "mono", title: provider.address }, shortAddress(provider.address)));
       replace(subtitle, address(provider.address, { href: false }),
         provider.metadata_uri ? [" · metadata ", h("span", { class: "mono" }, provider.metadata_uri)] : null);
@@ -126,10 +129,9 @@ export async function render({ main, params, signal, setTitle }) {
       reputation.update(history.times, [history.reputation]);
       outcomes.update(history.times, [history.won, history.slashed, history.returned]);
       drawEarnings(history);
-      message.replaceChildren();
     } catch (error) {
       if (wasAborted(error, signal)) return;
-      if (error instanceof ApiError && error.status === 404 && !found) {
+      if (error instanceof ApiError && error.status === 404 && shown === null) {
         replace(message, h("p", { class: "alert" }, "This address has not registered as a provider in this market (or the indexer has not reached its registration yet)."));
       } else {
         replace(message, errorAlert(error, "this provider"));
