@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 from eth_utils import to_checksum_address
 
+from .api.schemas import BLOB_BATCH_ITEMS
 from .chain.market import ETH, JobParams, MarketActor, TxResult
 from .errors import MarketError
 from .hashing import sha256
 from .spec import parse_spec
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-BLOB_BATCH_ITEMS = 256  # what POST /v1/blobs/batch and /v1/blobs/query take at most
 BATCH_BYTES = 4 * 1024 * 1024
 
 
@@ -118,9 +118,7 @@ class MarketplaceApi:
     def upload(self, data: bytes) -> BlobRef:
         expected = digest_hex(data)
         reply = self._request("PUT", "/v1/blobs", params={"sha256": expected}, content=data).json()
-        if reply["digest"] != expected:
-            raise DigestMismatch(f"the marketplace stored {reply['digest']} for a blob hashing to {expected}")
-        return BlobRef(reply["digest"], reply["cid"], int(reply["size"]))
+        return _stored(reply, expected)
 
     def upload_many(self, blobs: Sequence[bytes]) -> list[BlobRef]:
         """`upload` for many small blobs, a batch request at a time; refs in the order given."""
@@ -128,12 +126,7 @@ class MarketplaceApi:
         for batch in _batches(blobs):
             body = {"blobs": [base64.b64encode(data).decode() for data in batch]}
             stored = self._request("POST", "/v1/blobs/batch", json=body).json()["blobs"]
-            for data, reply in zip(batch, stored, strict=True):
-                if reply["digest"] != digest_hex(data):
-                    raise DigestMismatch(
-                        f"the marketplace stored {reply['digest']} for a blob hashing to {digest_hex(data)}"
-                    )
-                refs.append(BlobRef(reply["digest"], reply["cid"], int(reply["size"])))
+            refs += [_stored(reply, digest_hex(data)) for data, reply in zip(batch, stored, strict=True)]
         return refs
 
     def download_many(self, digests: Sequence[str]) -> dict[str, bytes]:
@@ -145,10 +138,7 @@ class MarketplaceApi:
             chunk = wanted[start : start + BLOB_BATCH_ITEMS]
             reply = self._request("POST", "/v1/blobs/query", json={"digests": chunk}).json()
             for digest, encoded in reply["blobs"].items():
-                data = base64.b64decode(encoded)
-                if digest_hex(data) != digest:
-                    raise DigestMismatch(f"blob {digest} downloaded as bytes hashing to {digest_hex(data)}")
-                found[digest] = data
+                found[digest] = _verified(digest, base64.b64decode(encoded))
             for digest in reply["deferred"]:
                 found[digest] = self.download(digest)
         return found
@@ -156,11 +146,22 @@ class MarketplaceApi:
     def download(self, digest: str) -> bytes:
         """The blob with this digest, verified: raises DigestMismatch if the bytes are not it."""
         digest = digest.removeprefix("0x").lower()
-        data = self._request("GET", f"/v1/blobs/{digest}").content
-        actual = digest_hex(data)
-        if actual != digest:
-            raise DigestMismatch(f"blob {digest} downloaded as bytes hashing to {actual}")
-        return data
+        return _verified(digest, self._request("GET", f"/v1/blobs/{digest}").content)
+
+
+def _stored(reply: dict[str, Any], expected: str) -> BlobRef:
+    """The reference to a blob the marketplace says it stored, checked against its own digest."""
+    if reply["digest"] != expected:
+        raise DigestMismatch(f"the marketplace stored {reply['digest']} for a blob hashing to {expected}")
+    return BlobRef(reply["digest"], reply["cid"], int(reply["size"]))
+
+
+def _verified(digest: str, data: bytes) -> bytes:
+    """`data`, if it is the blob `digest` names; DigestMismatch otherwise."""
+    actual = digest_hex(data)
+    if actual != digest:
+        raise DigestMismatch(f"blob {digest} downloaded as bytes hashing to {actual}")
+    return data
 
 
 def _batches(blobs: Sequence[bytes]) -> Iterator[Sequence[bytes]]:

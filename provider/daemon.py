@@ -650,6 +650,7 @@ class ProviderDaemon:
             records = self.state.active()
         # A single replica needs no reading: it is computed, then submitted; only one whose submit
         # did not go through is watched on-chain like the replicated ones.
+        self._watched &= {r.job_id for r in records}
         direct = [r for r in records if r.replicas == 1 and r.job_id not in self._watched]
         plan_ = SettlePlan(submit=[r for r in direct if r.stage is Stage.COMPUTED])
         records = [r for r in records if r.replicas > 1 or r.job_id in self._watched]

@@ -12,14 +12,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from ..indexer.status import Checkpoint
 from .queries import checkpoint as read_checkpoint
-
-Checkpoint = tuple[Any, ...]
 
 
 class ResponseCache:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
 )
 
+from ..indexer.status import Checkpoint
 from ..store.schema import (
     Assignment,
     Balance,
@@ -201,7 +202,7 @@ _ASSIGNMENTS_READ = PointRead(_ASSIGNMENTS_OF_JOB)
 _TIMELINE_READ = PointRead(_TIMELINE_OF_JOB)
 
 
-def checkpoint(connection: Connection) -> tuple[int, str | None] | None:
+def checkpoint(connection: Connection) -> Checkpoint | None:
     """The indexer's position (last block and its hash), None before it started. The indexer
     writes it in the same transaction as everything else, so it changes whenever the data does."""
     rows = _CHECKPOINT_READ.rows(connection)

@@ -80,8 +80,7 @@ def test_copy_buttons_copy_the_full_address(page: Page, world: World) -> None:
     page.goto("/jobs")
     carol = world.names["carol"]
     button = page.locator('tr[data-job-id="1"]').get_by_role("button", name=f"Copy address {carol}")
-    # The element itself, not the locator: a live update may re-render the row meanwhile, and the
-    # feedback is on the button that was clicked.
+    # The element itself, not the locator: the feedback is on the very button that was clicked.
     clicked = button.element_handle()
     clicked.click()
     page.wait_for_function("button => button.textContent === 'Copied'", arg=clicked, timeout=5_000)

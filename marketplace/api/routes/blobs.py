@@ -54,9 +54,7 @@ async def upload_blob(
     """The body is streamed to disk and hashed on the way; it is stored only once complete,
     within the limit and matching `sha256`. Storing a blob again answers 200 with the same body."""
     expected = normalize_digest(sha256) if sha256 is not None else None
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > settings.max_blob_bytes:
-        raise BlobTooLarge(settings.max_blob_bytes)  # refused before reading a byte
+    _refuse_declared_over(request, settings.max_blob_bytes)
     info = await blobs.put_async(request.stream(), max_bytes=settings.max_blob_bytes, expected=expected)
     if not info.created:
         response.status_code = 200
@@ -97,11 +95,16 @@ def _open(blobs: BlobStore, digest: str) -> tuple[BlobReader, bytes | None]:
         return reader, reader.read()
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) past `limit` bytes, declared or sent."""
+def _refuse_declared_over(request: Request, limit: int) -> None:
+    """413 for a body that says it is larger than `limit`, before a byte of it is read."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BlobTooLarge(limit)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) past `limit` bytes, declared or sent."""
+    _refuse_declared_over(request, limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
