@@ -6,6 +6,9 @@ It serves what the indexer stored and never signs or sends a transaction. Routes
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -15,6 +18,7 @@ from ..store.blobs import BlobStore
 from .cache import ResponseCache
 from .deps import ApiSettings, CachedReads, Database, Services
 from .errors import install_error_handlers
+from .fast_path import JOB_ROUTE, JobDetailFastPath
 from .middleware import LatencyMiddleware
 from .routes import blobs as blob_routes
 from .routes import events, health, jobs, providers, stats
@@ -47,13 +51,21 @@ def create_app(
     """
     if max_blob_bytes < 1:
         raise ValueError("max_blob_bytes must be positive")
+    database = Database(engine, max_threads=db_threads)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        database.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ComputeMarket marketplace",
         summary="Read-only view of a ComputeMarket contract's jobs, providers and events; blob storage.",
         version="1",
     )
     services = Services(
-        database=Database(engine, max_threads=db_threads),
+        database=database,
         cache=ResponseCache(response_cache_entries),
         blobs=blobs,
         indexer_status=indexer_status,
@@ -72,5 +84,7 @@ def create_app(
         app.include_router(dashboard_module.router)
     install_dashboard(app)
     install_error_handlers(app)
-    app.add_middleware(LatencyMiddleware)
+    job_route = next(route for route in jobs.router.routes if getattr(route, "path", None) == JOB_ROUTE)
+    app.add_middleware(JobDetailFastPath, reads=app.state.cached_reads, route=job_route)
+    app.add_middleware(LatencyMiddleware)  # added last: the outer one, it times the fast path too
     return app

@@ -45,16 +45,6 @@ class ResponseCache:
             self.hits += 1
             return body
 
-    def peek(self, key: Hashable, checkpoint: Checkpoint) -> bytes | None:
-        """The body of `key` if the cache holds answers read at exactly `checkpoint`. Unlike `get`
-        it never forgets anything: `checkpoint` may trail the one the cache last saw."""
-        with self._lock:
-            if checkpoint != self._checkpoint or (body := self._bodies.get(key)) is None:
-                return None
-            self._bodies.move_to_end(key)
-            self.hits += 1
-            return body
-
     def put(self, key: Hashable, checkpoint: Checkpoint, body: bytes) -> None:
         with self._lock:
             if checkpoint != self._checkpoint or self.max_entries < 1:
@@ -70,8 +60,13 @@ class ResponseCache:
         before = read_checkpoint(connection)
         if before is not None and (body := self.get(key, before)) is not None:
             return body
-        model = read(connection)
-        body = model.__pydantic_serializer__.to_json(model)
+        body = to_json(connection, read)
         if before is not None and read_checkpoint(connection) == before:
             self.put(key, before, body)
         return body
+
+
+def to_json(connection: Connection, read: Callable[[Connection], BaseModel]) -> bytes:
+    """The JSON of the model `read(connection)` returns."""
+    model = read(connection)
+    return model.__pydantic_serializer__.to_json(model)

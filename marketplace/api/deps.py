@@ -24,7 +24,8 @@ from sqlalchemy import Connection, Engine
 
 from ..indexer.status import IndexerStatus
 from ..store.blobs import BlobStore
-from .cache import ResponseCache
+from . import queries
+from .cache import ResponseCache, to_json
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,11 +48,36 @@ class Database:
         self.max_threads = max_threads
         self.in_process = engine.dialect.name == "sqlite"  # no network round trip to wait on
         self._limiter: anyio.CapacityLimiter | None = None
+        self._inline: Connection | None = None
 
     def call(self, read: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`run` without the thread: for code already off the event loop."""
         with self.engine.connect() as connection:
             return read(connection, *args, **kwargs)
+
+    def call_inline(
+        self, read: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`call` for the point reads run on the event loop, on one connection kept for them: taking
+        a connection from the pool and giving it back costs a quarter of such a read. Between
+        reads it holds no transaction, so it pins no snapshot of the database."""
+        connection = self._inline
+        if connection is None:
+            connection = self._inline = self.engine.connect()
+        try:
+            return read(connection, *args, **kwargs)
+        except self.engine.dialect.loaded_dbapi.Error:
+            self.close()  # whatever went wrong, the next read starts on a fresh connection
+            raise
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+
+    def close(self) -> None:
+        """Gives the event loop's connection back to the pool."""
+        if self._inline is not None:
+            connection, self._inline = self._inline, None
+            connection.close()
 
     async def run(
         self, read: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -64,9 +90,10 @@ class Database:
 
 
 class CachedReads:
-    """JSON answers through the response cache. With the indexer in this process its checkpoint is
-    known without a query, so a cached answer is sent from the event loop: no worker thread, no
-    SQL. Otherwise (and on a miss) the cache checks the checkpoint in the database."""
+    """JSON answers through the response cache. With the indexer in this process, its revision
+    says where the index is and whether a commit came during a read, so the cache needs no query:
+    a cached answer is sent from the event loop, without a worker thread or SQL. Otherwise the
+    cache reads the checkpoint from the database, before and after each read."""
 
     def __init__(self, database: Database, cache: ResponseCache, status: IndexerStatus | None) -> None:
         self.database = database
@@ -78,12 +105,30 @@ class CachedReads:
     ) -> bytes:
         """The JSON of `read(connection)`. A `point_read` is a few indexed lookups, whose cost does
         not grow with the store: on SQLite it runs on the event loop (see the module's note)."""
-        checkpoint = self.status.checkpoint if self.status is not None else None
-        if checkpoint is not None and (body := self.cache.peek(key, checkpoint)) is not None:
+        revision = self.status.revision() if self.status is not None else None
+        if revision is None or (checkpoint := revision.checkpoint) is None:
+            return await self._read(point_read, self.cache.fetch, key, read)
+        if (body := self.cache.get(key, checkpoint)) is not None:
             return body
+        body = await self._read(point_read, to_json, read)
+        if self.status is not None and self.status.revision() == revision:  # nothing committed meanwhile
+            self.cache.put(key, checkpoint, body)
+        return body
+
+    async def job(self, job_id: int) -> bytes:
+        """The JSON of `GET /v1/jobs/{job_id}`; NotFound if no such job is stored."""
+        return await self.json(("job", job_id), partial(queries.job_detail, job_id=job_id), point_read=True)
+
+    async def _read(
+        self,
+        point_read: bool,
+        read: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         if point_read and self.database.in_process:
-            return self.database.call(self.cache.fetch, key, read)
-        return await self.database.run(self.cache.fetch, key, read)
+            return self.database.call_inline(read, *args, **kwargs)
+        return await self.database.run(read, *args, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """What the indexer loop last did, shared with the API of the same process so `/health` can tell
-a chain that is down or an indexer that halted from one that is merely behind."""
+a chain that is down or an indexer that halted from one that is merely behind, and so the response
+cache knows the index's position without asking the database."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from typing import Literal
 
 IndexerState = Literal["starting", "following", "retrying", "halted"]
 Checkpoint = tuple[int, str | None]  # the last indexed block and its hash
+
+
+@dataclass(frozen=True)
+class Revision:
+    """The index as of one instant: `checkpoint` is None while a transaction may be changing it.
+    `number` grows on every change, so two equal revisions mean nothing was committed between."""
+
+    number: int
+    checkpoint: Checkpoint | None
 
 
 @dataclass(frozen=True)
@@ -27,19 +37,29 @@ class IndexerStatus:
         self._state: IndexerState = "starting"
         self._error: str | None = None
         self._last_contact: float | None = None
-        self._checkpoint: Checkpoint | None = None
+        self._revision = Revision(0, None)
+
+    def changing(self) -> None:
+        """Called before a transaction that changes the index begins: its position is unknown
+        until `changed` (or `stepped`) says where the transaction left it."""
+        with self._lock:
+            self._revision = Revision(self._revision.number + 1, None)
+
+    def changed(self, checkpoint: Checkpoint) -> None:
+        """The transaction announced by `changing` committed, leaving the index at `checkpoint`."""
+        with self._lock:
+            self._revision = Revision(self._revision.number + 1, checkpoint)
 
     def stepped(self, checkpoint: Checkpoint) -> None:
         """A step ended with the index at `checkpoint`, committed."""
         with self._lock:
             self._state, self._error, self._last_contact = "following", None, time.monotonic()
-            self._checkpoint = checkpoint
+            if checkpoint != self._revision.checkpoint:
+                self._revision = Revision(self._revision.number + 1, checkpoint)
 
-    @property
-    def checkpoint(self) -> Checkpoint | None:
-        """The position of the last committed step, None before the first. It trails the database
-        by the instant between a step's commit and this update, never more."""
-        return self._checkpoint
+    def revision(self) -> Revision:
+        """The index's position now: exact, since every change is announced before it begins."""
+        return self._revision
 
     def retrying(self, error: Exception) -> None:
         with self._lock:

@@ -168,6 +168,7 @@ class Indexer:
         transactions = self._transactions(decoded)
 
         started = time.monotonic()
+        self.status.changing()
         with self.engine.begin() as connection:
             self._apply(connection, decoded, headers, final_boundary, transactions, state.next_seq)
             for number in recent:
@@ -190,6 +191,7 @@ class Indexer:
                     next_seq=state.next_seq + len(decoded),
                 )
             )
+        self.status.changed((to, top["hash"]))
         elapsed = time.monotonic() - started
         metrics.EVENTS_INDEXED.inc(len(decoded))
         metrics.BLOCKS_INDEXED.inc(to - first + 1)
@@ -339,6 +341,7 @@ class Indexer:
             )
             self.halted = error
             raise error
+        self.status.changing()
         with self.engine.begin() as connection:
             undone = undo_after(connection, ancestor)
             removed = connection.execute(delete(RawEvent).where(RawEvent.block_number > ancestor)).rowcount
@@ -360,6 +363,7 @@ class Indexer:
                     head_block=head, next_seq=state.next_seq + 1,
                 )
             )  # fmt: skip
+        self.status.changed((ancestor, stored[ancestor]))
         metrics.REORGS.inc()
         log.warning(
             "reorg: blocks %s..%s replaced; undid %s row changes, re-indexing from %s",

@@ -7,6 +7,7 @@ into a SQLite file, and a uvicorn server on a loopback port serves the API over 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -33,10 +34,13 @@ from hypothesis import strategies as st
 from rich.console import Console
 from sqlalchemy import Engine, event, select
 
-from marketplace.api import schemas
+from marketplace.api import queries, schemas
 from marketplace.api.app import create_app
 from marketplace.api.cache import ResponseCache
+from marketplace.api.deps import CachedReads, Database
+from marketplace.api.fast_path import JOB_ROUTE, JobDetailFastPath
 from marketplace.api.params import encode_cursor
+from marketplace.api.routes import jobs as job_routes
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet, free_port
 from marketplace.chain.market import ETH, JobParams
@@ -45,6 +49,7 @@ from marketplace.client import MarketplaceApi
 from marketplace.demo import COLLATERAL, ETHER, Demo
 from marketplace.errors import JobStatus
 from marketplace.hashing import cid_v1, commitment, spec_hash
+from marketplace.indexer.status import IndexerStatus, Revision
 from marketplace.indexer.sync import Indexer
 from marketplace.store.blobs import BlobReader, FilesystemBlobStore
 from marketplace.store.database import make_engine, migrate
@@ -883,6 +888,7 @@ BAD_REQUESTS = [
     ("GET", "/v1/jobs/-1", None, {}, None, 422, "'job_id': Input should be greater than or equal to 0"),
     ("GET", "/v1/jobs/abc", None, {}, None, 422, "'job_id': Input should be a valid integer"),
     ("GET", "/v1/jobs/99999999999999999999999", None, {}, None, 422, "'job_id': Input should be less than"),
+    ("GET", "/v1/jobs/9223372036854775808", None, {}, None, 422, "'job_id': Input should be less than"),
     ("GET", "/v1/jobs", {"limit": "0"}, {}, None, 422, "'limit': Input should be greater than or equal to 1"),
     (
         "GET",
@@ -1030,7 +1036,7 @@ def test_the_cache_keeps_answers_of_the_newest_checkpoint_only() -> None:
     assert [cache.get(key, (2, "0x2")) for key in ("a", "b", "c")] == [None, b"b", b"c"]  # LRU of 2
 
 
-def test_a_read_torn_by_an_indexer_commit_is_not_cached() -> None:
+def test_a_read_torn_by_an_indexer_commit_is_not_cached_checkpoints_from_the_database() -> None:
     cache = ResponseCache()
     # The checkpoint as each fetch sees it before and after its read: the indexer commits during the first.
     checkpoints = iter([(1, "0x1"), (2, "0x2"), (2, "0x2"), (2, "0x2"), (2, "0x2")])
@@ -1048,3 +1054,102 @@ def test_a_read_torn_by_an_indexer_commit_is_not_cached() -> None:
     assert json.loads(first)["size"] == 1
     assert json.loads(second)["size"] == 2  # the first read was not kept: it straddled a commit
     assert third == second and len(reads) == 2
+
+
+def test_a_read_torn_by_a_commit_of_the_indexer_in_process_is_not_cached(market: IndexedMarket) -> None:
+    status = IndexerStatus()
+    status.stepped((1, "0x1"))
+    reads = CachedReads(Database(market.engine), ResponseCache(), status)
+    calls: list[int] = []
+
+    def read(_connection: Any) -> schemas.Blob:
+        calls.append(1)
+        if len(calls) == 1:  # the indexer commits while the first read runs
+            status.changing()
+            status.changed((2, "0x2"))
+        return schemas.Blob(digest="d", cid="c", size=len(calls))
+
+    async def three_reads() -> list[bytes]:
+        return [await reads.json("k", read) for _ in range(3)]
+
+    first, second, third = asyncio.run(three_reads())
+    assert json.loads(first)["size"] == 1
+    assert json.loads(second)["size"] == 2  # the first read was not kept
+    assert third == second and len(calls) == 2
+
+
+def test_the_indexer_says_a_commit_is_coming_before_it_begins(market: IndexedMarket, tmp_path: Path) -> None:
+    running = market.unfinished["running"]
+    with market_copy(market, tmp_path) as (engine, indexer):
+        indexer.status.stepped(indexer.step().checkpoint)
+        before = indexer.status.revision()
+        at_commit: list[Revision] = []
+        event.listen(engine, "commit", lambda _connection: at_commit.append(indexer.status.revision()))
+        market.demo.bob.commit(
+            running, commitment(running, market.demo.bob.address, b"\x07" * 32, b"\x08" * 32)
+        )
+        while not (result := indexer.step()).caught_up:
+            pass
+        after = indexer.status.revision()
+    assert at_commit and all(revision.checkpoint is None for revision in at_commit)
+    assert after.checkpoint == result.checkpoint != before.checkpoint
+    assert after.number > before.number
+
+
+# ── GET /v1/jobs/{id} before the framework ──
+
+
+async def asgi_request(app: Any, method: str, path: str) -> tuple[int | None, dict[bytes, bytes], bytes, Any]:
+    """Status, headers and body `app` answers (None if it sent nothing), and the scope it saw."""
+    scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    if not sent:
+        return None, {}, b"", scope
+    return sent[0]["status"], dict(sent[0]["headers"]), b"".join(m.get("body", b"") for m in sent[1:]), scope
+
+
+def test_the_job_fast_path_answers_stored_jobs_and_hands_everything_else_on(market: IndexedMarket) -> None:
+    database = Database(market.engine)
+    reads = CachedReads(database, ResponseCache(0), None)
+    route = next(route for route in job_routes.router.routes if getattr(route, "path", None) == JOB_ROUTE)
+    handed_on: list[str] = []
+
+    async def app(scope: Any, _receive: Any, _send: Any) -> None:
+        handed_on.append(f"{scope['method']} {scope['path']}")
+
+    fast = JobDetailFastPath(app, reads, route)
+    stored = database.call(queries.job_detail, job_id=3)
+    status, headers, body, scope = asyncio.run(asgi_request(fast, "GET", "/v1/jobs/3"))
+    assert (status, headers[b"content-type"], int(headers[b"content-length"])) == (
+        200,
+        b"application/json",
+        len(body),
+    )
+    assert json.loads(body) == json.loads(stored.model_dump_json())
+    assert scope["route"] is route  # what the latency metric labels the request with
+    assert asyncio.run(asgi_request(fast, "GET", "/v1/jobs/003"))[2] == body
+    assert handed_on == []
+
+    passed = [
+        ("GET", "/v1/jobs/999999"),  # not stored: the route answers the 404
+        ("GET", "/v1/jobs/9223372036854775808"),  # beyond the ids SQL stores
+        ("GET", "/v1/jobs/abc"),
+        ("GET", "/v1/jobs/-3"),
+        ("GET", "/v1/jobs/3/"),
+        ("GET", "/v1/jobs/\u0663"),  # a digit, but not an ASCII one
+        ("HEAD", "/v1/jobs/3"),
+        ("DELETE", "/v1/jobs/3"),
+        ("GET", "/v1/jobs"),
+    ]
+    for method, path in passed:
+        assert asyncio.run(asgi_request(fast, method, path))[0] is None
+    assert handed_on == [f"{method} {path}" for method, path in passed]
+    database.close()

@@ -46,5 +46,6 @@ async def list_jobs(
     responses={404: {"model": Error}},
 )
 async def get_job(reads: CachedReadsDep, job_id: JobIdPath) -> Response:
-    body = await reads.json(("job", job_id), lambda c: queries.job_detail(c, job_id), point_read=True)
-    return JsonBytes(body)
+    # Stored jobs are answered before the framework by `fast_path.JobDetailFastPath`, with the
+    # same `reads.job`; this route documents them and answers everything else (404s, refusals).
+    return JsonBytes(await reads.job(job_id))
