@@ -7,7 +7,7 @@ enums stay integers; addresses are checksummed; bytes32 become 0x-prefixed hex.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -28,10 +28,17 @@ class EventSpec:
     indexed: tuple[tuple[str, str], ...]
     data: tuple[tuple[str, str], ...]
 
-    @property
-    def static_data(self) -> bool:
-        """Whether every data field is one 32-byte word, so it can be sliced instead of ABI-decoded."""
-        return all(type_ in _STATIC_WORD_TYPES for _, type_ in self.data)
+    @cached_property
+    def word_layout(self) -> tuple[tuple[str, str, bool], ...] | None:
+        """(name, word type, is an array) of each data field, if each is one 32-byte word or a
+        dynamic array of them: such data is sliced, not ABI-decoded. None for any other layout."""
+        layout = []
+        for name, type_ in self.data:
+            item = type_.removesuffix("[]")
+            if item not in _STATIC_WORD_TYPES:
+                return None
+            layout.append((name, item, item != type_))
+        return tuple(layout)
 
 
 def _word(name: str, type_: str, word: bytes, native: bool) -> Any:
@@ -43,6 +50,31 @@ def _word(name: str, type_: str, word: bytes, native: bool) -> Any:
     if type_ == "bool":
         return word[-1] == 1
     return _jsonable(name, type_, int.from_bytes(word, "big"), native)
+
+
+def _sliced(layout: tuple[tuple[str, str, bool], ...], data: bytes, native: bool) -> dict[str, Any] | None:
+    """The data fields of `layout` read by slicing words (an array's head word is the offset of
+    its length word, its items follow), or None if `data` does not fit: eth_abi then decodes it,
+    or says what is wrong with it."""
+    if len(data) < 32 * len(layout):
+        return None
+    args: dict[str, Any] = {}
+    for index, (name, type_, is_array) in enumerate(layout):
+        word = data[32 * index : 32 * index + 32]
+        if not is_array:
+            args[name] = _word(name, type_, word, native)
+            continue
+        offset = int.from_bytes(word, "big")
+        if offset % 32 or offset + 32 > len(data):
+            return None
+        count = int.from_bytes(data[offset : offset + 32], "big")
+        start = offset + 32
+        if start + 32 * count > len(data):
+            return None
+        args[name] = [
+            _word(name, type_, data[at : at + 32], native) for at in range(start, start + 32 * count, 32)
+        ]
+    return args
 
 
 @dataclass(frozen=True)
@@ -63,10 +95,10 @@ def checksum_address(address: str) -> str:
 
 
 def _jsonable(name: str, type_: str, value: Any, native: bool) -> Any:
+    if type_.endswith("[]"):
+        return [_jsonable(name, type_[:-2], item, native) for item in value]
     if type_ == "address":
         return checksum_address(value)
-    if type_.startswith("address["):
-        return [checksum_address(item) for item in value]
     if type_.startswith("bytes"):
         return bytes(value) if native else "0x" + bytes(value).hex()
     if type_ == "uint256" and name not in _INTEGER_FIELDS and not native:
@@ -107,9 +139,9 @@ class LogDecoder:
             args[name] = _word(name, type_, bytes.fromhex(topic[2:]), self.native)
         if spec.data:
             data = bytes.fromhex(log["data"][2:])
-            if spec.static_data:
-                for index, (name, type_) in enumerate(spec.data):
-                    args[name] = _word(name, type_, data[32 * index : 32 * index + 32], self.native)
+            sliced = _sliced(spec.word_layout, data, self.native) if spec.word_layout is not None else None
+            if sliced is not None:
+                args.update(sliced)
             else:
                 values = abi_decode([type_ for _, type_ in spec.data], data)
                 for (name, type_), value in zip(spec.data, values, strict=True):

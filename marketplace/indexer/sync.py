@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from .. import metrics
-from ..chain.events import DecodedLog, LogDecoder
+from ..chain.events import DecodedLog, LogDecoder, checksum_address
 from ..chain.rpc import RpcClient, RpcError, RpcUnavailable
 from ..errors import MarketError
 from ..store.projector import Projector, prune_journal, undo_after
@@ -247,7 +247,7 @@ class Indexer:
                     {
                         "tx_hash": tx_hash,
                         "block_number": int(receipt["blockNumber"], 16),
-                        "sender": to_checksum_address(receipt["from"]),
+                        "sender": checksum_address(receipt["from"]),
                         "gas_used": int(receipt["gasUsed"], 16),
                         "effective_gas_price": str(int(price, 16)),
                     }

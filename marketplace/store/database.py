@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
@@ -18,8 +20,18 @@ def default_url(path: Path | str = "cmarket.db") -> str:
     return f"sqlite:///{Path(path)}"
 
 
+def json_text(value: Any) -> str:
+    """JSON columns as text: orjson, several times faster than the stdlib on the indexer's event
+    arguments; the stdlib only for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def make_engine(url: str, **options: Any) -> Engine:
     """An engine for `url`; SQLite files get WAL journaling so readers never block the indexer."""
+    options.setdefault("json_serializer", json_text)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
