@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import subprocess
@@ -48,10 +49,17 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    offered_rate: float | None = None  # an open loop's schedule; None: as fast as answers come
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def met(self) -> bool:
+        """Whether it ran at the target rate or above (an open loop: as scheduled) within the p99 target."""
+        rate = self.offered_rate if self.offered_rate is not None else self.rps
+        return rate >= TARGET_RPS and self.p99_ms < TARGET_P99_MS
 
 
 def build_market(node: Devnet, jobs: int) -> str:
@@ -73,30 +81,36 @@ def build_market(node: Devnet, jobs: int) -> str:
 
 
 async def _load(
-    port: int, paths: list[str], connections: int, seconds: float | None
+    port: int, paths: list[str], connections: int, seconds: float | None, rate: float | None = None
 ) -> tuple[list[float], int]:
     """Sends GETs over `connections` keep-alive connections: each path once (seconds=None), or
-    random paths until `seconds` have passed. Returns latencies and the count of non-200 answers."""
+    random paths until `seconds` have passed, each connection sending its next request as soon as
+    an answer arrives or, with `rate`, at fixed times that add up to `rate` requests a second (an
+    open loop: a request's latency counts from when it was due, so a server that falls behind
+    shows it). Returns latencies and the count of non-200 answers."""
     latencies: list[float] = []
     errors = 0
     queue = list(reversed(paths))
-    stop = time.perf_counter() + seconds if seconds is not None else None
+    begin = time.perf_counter()
+    stop = begin + seconds if seconds is not None else None
 
-    async def client() -> None:
+    async def client(index: int) -> None:
         nonlocal errors
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        rng = random.Random(len(latencies))
+        rng = random.Random(index)
         try:
-            while True:
+            for sent in itertools.count():
+                due = time.perf_counter() if rate is None else begin + (sent * connections + index) / rate
                 if stop is None:
                     if not queue:
                         return
                     path = queue.pop()
-                elif time.perf_counter() >= stop:
+                elif due >= stop:
                     return
                 else:
                     path = rng.choice(paths)
-                started = time.perf_counter()
+                if (wait := due - time.perf_counter()) > 0:
+                    await asyncio.sleep(wait)
                 writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = next(
@@ -105,29 +119,37 @@ async def _load(
                     if line.lower().startswith(b"content-length:")
                 )
                 await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
+                latencies.append(time.perf_counter() - due)
                 if head[9:12] != b"200":
                     errors += 1
         finally:
             writer.close()
 
-    await asyncio.gather(*(client() for _ in range(connections)))
+    await asyncio.gather(*(client(index) for index in range(connections)))
     return latencies, errors
 
 
-def measure(port: int, label: str, paths: list[str], connections: int, seconds: float | None) -> Load:
+def measure(
+    port: int,
+    label: str,
+    paths: list[str],
+    connections: int,
+    seconds: float | None,
+    rate: float | None = None,
+) -> Load:
     started = time.perf_counter()
-    latencies, errors = asyncio.run(_load(port, paths, connections, seconds))
+    latencies, errors = asyncio.run(_load(port, paths, connections, seconds, rate))
     elapsed = time.perf_counter() - started
     latencies.sort()
     return Load(
         label,
         connections,
         len(latencies),
-        elapsed,
+        seconds if rate is not None and seconds is not None else elapsed,
         latencies[len(latencies) // 2] * 1000,
         latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         errors,
+        rate,
     )
 
 
@@ -173,7 +195,7 @@ def render(loads: list[Load], jobs: int, command: str) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for load in loads:
-        met = load.rps >= TARGET_RPS and load.p99_ms < TARGET_P99_MS
+        met = load.met
         lines.append(
             f"| {load.label} | {load.connections} | {load.requests:,} | {load.rps:,.0f} "
             f"| {load.p50_ms:.2f} ms | {load.p99_ms:.2f} ms | {load.errors} | {'pass' if met else 'miss'} |"
@@ -185,7 +207,10 @@ def render(loads: list[Load], jobs: int, command: str) -> str:
         "a server that caches nothing: every answer is three indexed lookups on SQLite and its JSON. "
         "Requests for stored jobs are answered by an ASGI fast path ahead of the framework's routing "
         "(`marketplace/api/fast_path.py`). Server and load generator share the two cores, so at 32 "
-        "connections the p99 is mostly time queued behind the other connections' requests.",
+        "connections the p99 is mostly time queued behind the other connections' requests: every "
+        "connection sends its next request the moment an answer arrives, so the server is always "
+        "saturated. The open-loop row sends at the target rate instead, at fixed times, and counts "
+        "each latency from when its request was due.",
         "",
     ]
     return "\n".join(lines)
@@ -218,6 +243,9 @@ def main() -> int:
                 loads.append(
                     measure(port, "uncached reads (--cache-entries 0)", paths, connections, args.seconds)
                 )
+            print(f"uncached reads at {TARGET_RPS:,} a second, 32 connections ...", flush=True)
+            label = f"uncached reads, open loop at {TARGET_RPS:,}/s"
+            loads.append(measure(port, label, paths, 32, args.seconds, rate=TARGET_RPS))
         finally:
             stop(server)
     command = "python bench/api.py" + (f" --jobs {args.jobs}" if args.jobs != 2_000 else "")
