@@ -35,7 +35,7 @@ from marketplace.chain.rpc import RpcClient
 from marketplace.client import MarketplaceApi, Requester
 from marketplace.errors import JobStatus
 from marketplace.hashing import canonical_json
-from marketplace.sandbox import RAY_ENVIRONMENT, ProviderSpec, Sandbox
+from marketplace.sandbox import ProviderSpec, Sandbox
 from marketplace.spec import parse_spec
 
 from report import write_section
@@ -124,15 +124,15 @@ class FinalizedLogs:
         }
 
 
-def measure_ray(address: str, jobs: int) -> tuple[float, float]:
+def measure_ray(sandbox: Sandbox, jobs: int) -> tuple[float, float]:
     """Tasks per second of the same workload on the same Ray: one task per job, and bundled."""
-    os.environ.update(RAY_ENVIRONMENT)
+    os.environ.update(sandbox.ray_environment)
     import ray
 
     from provider.executor import BUNDLE_SIZE, run_bundle
     from provider.workloads import plan
 
-    ray.init(address=address, log_to_driver=False)
+    ray.init(address=sandbox.ray_address, log_to_driver=False)
     try:
         remote = ray.remote(max_retries=3, retry_exceptions=False)(run_bundle)
         tasks = [plan(parse_spec(tiny_spec(f"ray-{i}")), {}).tasks[0] for i in range(jobs)]
@@ -164,7 +164,7 @@ def run(jobs: int, samples: int) -> Results:
         print(f"throughput: {jobs} jobs", file=sys.stderr)
         settle, posting, settled = measure_throughput(requester, reader, jobs)
         print("bare Ray task rate", file=sys.stderr)
-        per_job, bundled = measure_ray(sandbox.ray_address, jobs)
+        per_job, bundled = measure_ray(sandbox, jobs)
     return Results(latencies, jobs, settle, posting, per_job, bundled, settled)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -152,6 +153,15 @@ class Sandbox:
         return f"127.0.0.1:{self.ray_port}"
 
     @property
+    def ray_token_file(self) -> Path:
+        return self.workdir / "ray-auth-token"
+
+    @property
+    def ray_environment(self) -> dict[str, str]:
+        """The environment of a process that joins this sandbox's Ray: token mode, and its token."""
+        return {**RAY_ENVIRONMENT, "RAY_AUTH_TOKEN_PATH": str(self.ray_token_file)}
+
+    @property
     def market(self) -> str:
         assert self.world is not None
         return self.world.deployment.market
@@ -218,7 +228,12 @@ class Sandbox:
             "--include-dashboard=false", "--disable-usage-stats", f"--object-store-memory={RAY_OBJECT_STORE}",
             f"--system-config={RAY_SYSTEM_CONFIG}",
         ]  # fmt: skip
-        self.ray = Process("ray", command, self.workdir / "logs" / "ray.log", dict(RAY_ENVIRONMENT)).start()
+        # A fresh token for this sandbox's Ray, readable by its owner only; `ray start` creates none.
+        self.ray_token_file.unlink(missing_ok=True)
+        descriptor = os.open(self.ray_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as token:
+            token.write(secrets.token_hex(32))
+        self.ray = Process("ray", command, self.workdir / "logs" / "ray.log", self.ray_environment).start()
         return self.ray
 
     def wait_for_ray(self) -> None:
@@ -248,7 +263,7 @@ class Sandbox:
             spec.name,
             self.provider_command(spec),
             self.workdir / "logs" / f"{spec.name}.log",
-            dict(RAY_ENVIRONMENT),
+            self.ray_environment,
         ).start()
         self.providers[spec.name] = process
         return process
