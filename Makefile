@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
+# Test processes: each test file runs whole in one of them (its module fixtures are shared).
+TEST_WORKERS ?= 2
 
 .PHONY: all setup assets chromium test demo lint contracts slither gas bench lock clean
 
@@ -41,7 +43,7 @@ chromium:
 # ── main commands ──
 test: setup chromium
 	$(PY) scripts/compile_contracts.py --check
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory slither
 
 demo: setup
