@@ -9,27 +9,26 @@ chain in a thread for the whole session, so a job posted by a test reaches the d
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 from sqlalchemy import Engine
 
 from marketplace.api.app import create_app
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
-from marketplace.chain.devnet import Devnet, free_port
+from marketplace.chain.devnet import Devnet
 from marketplace.chain.market import JobParams
 from marketplace.chain.rpc import RpcClient
 from marketplace.demo import COLLATERAL, ETHER, Demo, iterated_sha256
-from marketplace.hashing import canonical_json, commitment, spec_hash
+from marketplace.hashing import canonical_json, spec_hash
 from marketplace.indexer.sync import Indexer
 from marketplace.store.blobs import FilesystemBlobStore
 from marketplace.store.database import make_engine, migrate
+from tests.services import post_unfinished_jobs, serve
 
 __all__ = ["COLLATERAL", "ETHER", "World", "build_world", "make_app", "serve"]
 
@@ -68,27 +67,6 @@ class World:
 
     def job_count(self) -> int:
         return self.chain.market.job_count()
-
-
-def post_unfinished_jobs(demo: Demo, node: Devnet) -> dict[str, int]:
-    """A job past its commit deadline with a commit missing, a running job, an open job."""
-
-    def params(label: str, replicas: int, run_timeout: int) -> JobParams:
-        return JobParams(
-            spec_hash=spec_hash({"test": label}), reward_per_replica=ETHER // 100, replicas=replicas,
-            collateral_per_replica=COLLATERAL, claim_window=3600, run_timeout=run_timeout, reveal_window=600,
-        )  # fmt: skip
-
-    late, _ = demo.requester.post_job(params("late", 2, 600))
-    demo.alice.claim(late)
-    demo.bob.claim(late)
-    demo.alice.commit(late, commitment(late, demo.alice.address, b"\x01" * 32, b"\x02" * 32))
-    node.increase_time(601)  # bob never committed: the job is Revealing, though no event says so
-    running, _ = demo.requester.post_job(params("running", 2, 86_400))
-    demo.alice.claim(running)
-    demo.bob.claim(running)
-    open_job, _ = demo.requester.post_job(params("open", 1, 600))
-    return {"revealing": late, "running": running, "open": open_job}
 
 
 def upload_demo_data(demo: Demo, blobs: FilesystemBlobStore) -> None:
@@ -130,7 +108,7 @@ def build_world(directory: Path) -> Iterator[World]:
         demo = Demo(Console(quiet=True), node, chain)
         demo.set_up()
         demo.run()
-        unfinished = post_unfinished_jobs(demo, node)
+        unfinished = post_unfinished_jobs(demo, node, claim_window=3600)
         engine = make_engine(f"sqlite:///{db_path}")
         migrate(engine)
         blobs = FilesystemBlobStore(directory / "blobs")
@@ -143,24 +121,3 @@ def build_world(directory: Path) -> Iterator[World]:
 
 def make_app(engine: Engine, blobs: FilesystemBlobStore) -> FastAPI:
     return create_app(engine, blobs, stream_poll_seconds=0.05, stream_keepalive_seconds=5.0)
-
-
-@contextmanager
-def serve(app: FastAPI, port: int | None = None) -> Iterator[str]:
-    """Runs `app` under uvicorn on a loopback port (a free one by default), in a thread."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

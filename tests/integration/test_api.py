@@ -26,7 +26,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
 from eth_utils import to_checksum_address
 from fastapi import FastAPI
 from hypothesis import given, settings
@@ -43,10 +42,10 @@ from marketplace.api.params import encode_cursor
 from marketplace.api.routes import jobs as job_routes
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet, free_port
-from marketplace.chain.market import ETH, JobParams
+from marketplace.chain.market import ETH
 from marketplace.chain.rpc import RpcClient
 from marketplace.client import MarketplaceApi
-from marketplace.demo import COLLATERAL, ETHER, Demo
+from marketplace.demo import COLLATERAL, Demo
 from marketplace.errors import JobStatus
 from marketplace.hashing import cid_v1, commitment, spec_hash
 from marketplace.indexer.status import IndexerStatus, Revision
@@ -54,6 +53,7 @@ from marketplace.indexer.sync import Indexer
 from marketplace.store.blobs import BlobReader, FilesystemBlobStore
 from marketplace.store.database import make_engine, migrate
 from marketplace.store.schema import Job, RawEvent
+from tests.services import post_unfinished_jobs, serve
 
 STATUSES = ("open", "running", "revealing", "completed", "failed", "cancelled")
 BLOB_LIMIT = 256 * 1024
@@ -92,27 +92,6 @@ def index_to_head(engine: Engine, node: Devnet, market: str) -> None:
         rpc.close()
 
 
-def post_unfinished_jobs(demo: Demo, node: Devnet) -> dict[str, int]:
-    """A job past its commit deadline with a result missing, a running job, an open job."""
-
-    def params(label: str, replicas: int, run_timeout: int) -> JobParams:
-        return JobParams(
-            spec_hash=spec_hash({"test": label}), reward_per_replica=ETHER // 100, replicas=replicas,
-            collateral_per_replica=COLLATERAL, claim_window=600, run_timeout=run_timeout, reveal_window=600,
-        )  # fmt: skip
-
-    late, _ = demo.requester.post_job(params("late", 2, 600))
-    demo.alice.claim(late)
-    demo.bob.claim(late)
-    demo.alice.commit(late, commitment(late, demo.alice.address, b"\x01" * 32, b"\x02" * 32))
-    node.increase_time(601)  # bob never committed: the job is Revealing, though no event says so
-    running, _ = demo.requester.post_job(params("running", 2, 86_400))
-    demo.alice.claim(running)
-    demo.bob.claim(running)
-    open_job, _ = demo.requester.post_job(params("open", 1, 600))
-    return {"revealing": late, "running": running, "open": open_job}
-
-
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexedMarket]:
     db_path = tmp_path_factory.mktemp("api") / "market.db"
@@ -121,34 +100,13 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexedMarket]:
         demo = Demo(Console(quiet=True), node, world)
         demo.set_up()
         demo.run()
-        unfinished = post_unfinished_jobs(demo, node)
+        unfinished = post_unfinished_jobs(demo, node, claim_window=600)
         engine = make_engine(f"sqlite:///{db_path}")
         migrate(engine)
         index_to_head(engine, node, world.deployment.market)
         names = {actor.name: str(actor.address) for actor in demo.everyone()}
         yield IndexedMarket(node, world, demo, engine, db_path, unfinished, names)
         engine.dispose()
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Runs `app` under uvicorn on a free loopback port, in a thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def make_app(engine: Engine, blob_root: Path, **options: Any) -> FastAPI:
