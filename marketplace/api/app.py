@@ -18,7 +18,7 @@ from ..store.blobs import BlobStore
 from .cache import ResponseCache
 from .deps import ApiSettings, CachedReads, Database, Services
 from .errors import install_error_handlers
-from .fast_path import JOB_ROUTE, JobDetailFastPath
+from .fast_path import JobDetailFastPath
 from .middleware import LatencyMiddleware
 from .routes import blobs as blob_routes
 from .routes import events, health, jobs, providers, stats
@@ -84,7 +84,6 @@ def create_app(
         app.include_router(dashboard_module.router)
     install_dashboard(app)
     install_error_handlers(app)
-    job_route = next(route for route in jobs.router.routes if getattr(route, "path", None) == JOB_ROUTE)
-    app.add_middleware(JobDetailFastPath, reads=app.state.cached_reads, route=job_route)
+    app.add_middleware(JobDetailFastPath, reads=app.state.cached_reads)
     app.add_middleware(LatencyMiddleware)  # added last: the outer one, it times the fast path too
     return app

@@ -105,13 +105,14 @@ class CachedReads:
     ) -> bytes:
         """The JSON of `read(connection)`. A `point_read` is a few indexed lookups, whose cost does
         not grow with the store: on SQLite it runs on the event loop (see the module's note)."""
-        revision = self.status.revision() if self.status is not None else None
-        if revision is None or (checkpoint := revision.checkpoint) is None:
+        status = self.status
+        revision = status.revision() if status is not None else None
+        if status is None or revision is None or (checkpoint := revision.checkpoint) is None:
             return await self._read(point_read, self.cache.fetch, key, read)
         if (body := self.cache.get(key, checkpoint)) is not None:
             return body
         body = await self._read(point_read, to_json, read)
-        if self.status is not None and self.status.revision() == revision:  # nothing committed meanwhile
+        if status.revision() == revision:  # nothing was committed meanwhile
             self.cache.put(key, checkpoint, body)
         return body
 

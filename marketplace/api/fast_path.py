@@ -19,6 +19,7 @@ from .deps import CachedReads
 from .errors import NotFound
 from .params import MAX_INT64
 from .responses import JsonBytes
+from .routes import jobs as job_routes
 
 JOB_ROUTE = "/v1/jobs/{job_id}"
 _JOB_PATH = re.compile(r"/v1/jobs/([0-9]{1,19})")
@@ -27,10 +28,13 @@ _JOB_PATH = re.compile(r"/v1/jobs/([0-9]{1,19})")
 class JobDetailFastPath:
     """ASGI middleware serving the stored jobs of `GET /v1/jobs/{job_id}` through `reads`."""
 
-    def __init__(self, app: ASGIApp, reads: CachedReads, route: BaseRoute) -> None:
+    def __init__(self, app: ASGIApp, reads: CachedReads) -> None:
         self.app = app
         self.reads = reads
-        self.route = route  # put in the scope as the router would, for the latency metric's label
+        # Put in the scope as the router would, for the latency metric's route label.
+        self.route: BaseRoute = next(
+            route for route in job_routes.router.routes if getattr(route, "path", None) == JOB_ROUTE
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
