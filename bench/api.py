@@ -31,7 +31,7 @@ import httpx
 
 from marketplace.chain.bootstrap import setup_devnet_market
 from marketplace.chain.devnet import Devnet, free_port
-from marketplace.chain.market import JobParams
+from marketplace.protocol.views import JobParams
 
 from report import write_section
 

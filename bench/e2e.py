@@ -2,7 +2,7 @@
 
 Usage: python bench/e2e.py [--jobs 3000] [--latency-samples 60]   (also part of `make bench`)
 
-Runs the real system (`marketplace.sandbox`): anvil with instant mining, the marketplace service,
+Runs the real system (`marketplace.cli.sandbox`): anvil with instant mining, the marketplace service,
 one local Ray and three honest provider daemons, each its own process. Then, in one run:
   - latency at low load: one single-replica job at a time, posted -> Completed as the chain says
     it (polled every 10 ms), --latency-samples times;
@@ -27,16 +27,16 @@ from pathlib import Path
 
 from eth_utils import event_abi_to_log_topic
 
-from marketplace import artifacts
-from marketplace.chain.events import LogDecoder
-from marketplace.chain.market import JobParams
 from marketplace.chain.reads import MarketReader
 from marketplace.chain.rpc import RpcClient
+from marketplace.cli.sandbox import ProviderSpec, Sandbox
 from marketplace.client import MarketplaceApi, Requester
-from marketplace.errors import JobStatus
-from marketplace.hashing import canonical_json
-from marketplace.sandbox import ProviderSpec, Sandbox
-from marketplace.spec import parse_spec
+from marketplace.protocol import artifacts
+from marketplace.protocol.events import LogDecoder
+from marketplace.protocol.hashing import canonical_json
+from marketplace.protocol.spec import parse_spec
+from marketplace.protocol.status import JobStatus
+from marketplace.protocol.views import JobParams
 
 from report import write_section
 

@@ -29,12 +29,13 @@ from typing import Any
 
 from web3 import Web3
 
-from marketplace import artifacts
 from marketplace.chain.deploy import connect, deploy_contract, deploy_market
 from marketplace.chain.devnet import Devnet
-from marketplace.chain.market import ETH, JobParams, Market, MarketActor, TxResult, bind, encode_call
+from marketplace.chain.market import Market, MarketActor, TxResult, bind, encode_call
 from marketplace.chain.sender import TxSender
-from marketplace.hashing import commitment
+from marketplace.protocol import artifacts
+from marketplace.protocol.hashing import commitment
+from marketplace.protocol.views import ETH, JobParams
 
 from report import BENCHMARKS_PATH, write_section
 

@@ -24,9 +24,10 @@ from sqlalchemy import func, select
 
 from marketplace.chain.bootstrap import setup_devnet_market
 from marketplace.chain.devnet import Devnet
-from marketplace.chain.market import JobParams, MarketActor
+from marketplace.chain.market import MarketActor
 from marketplace.chain.rpc import RpcClient
 from marketplace.indexer.sync import Indexer
+from marketplace.protocol.views import JobParams
 from marketplace.store.database import make_engine, migrate
 from marketplace.store.schema import Job, RawEvent
 

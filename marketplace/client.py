@@ -16,12 +16,13 @@ import httpx
 from eth_utils import to_checksum_address
 
 from .api.schemas import BLOB_BATCH_ITEMS
-from .chain.market import ETH, JobParams, MarketActor, TxResult
-from .errors import MarketError
-from .hashing import sha256
-from .spec import parse_spec
+from .chain.market import MarketActor, TxResult
+from .protocol.errors import MarketError
+from .protocol.hashing import sha256
+from .protocol.spec import parse_spec
+from .protocol.status import TERMINAL_JOB_STATUSES
+from .protocol.views import ETH, JobParams
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 BATCH_BYTES = 4 * 1024 * 1024
 
 
@@ -108,7 +109,7 @@ class MarketplaceApi:
                 if on_update is not None and job != last:
                     on_update(job)
                 last = job
-                if job["status"] in TERMINAL_STATUSES:
+                if job["status"] in TERMINAL_JOB_STATUSES:
                     return job
             if time.monotonic() >= deadline:
                 status = last["status"] if last else "not yet indexed"

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import to_checksum_address
 from web3 import Web3
 
-from marketplace import artifacts
 from marketplace.chain.market import Market
-from marketplace.chain.reads import PostedJob
 from marketplace.chain.rpc import RpcClient
-from marketplace.hashing import sha256
+from marketplace.protocol.events import topic
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.views import PostedJob
 
 from .config import Byzantine
 
@@ -77,10 +77,8 @@ class Copier:
         self.rpc = rpc
         self.market = market
         self.me = to_checksum_address(me)
-        abi = artifacts.load("ComputeMarket").abi
-        topics = {e["name"]: "0x" + event_abi_to_log_topic(e).hex() for e in abi if e["type"] == "event"}  # type: ignore[arg-type]
-        self._committed = topics["ResultCommitted"]
-        self._revealed = topics["ResultRevealed"]
+        self._committed = topic("ResultCommitted")
+        self._revealed = topic("ResultRevealed")
 
     def _others(self, topic: str, job_id: int) -> list[dict[str, Any]]:
         logs = self.rpc.logs(self.market.address, 0, "latest", [topic, f"0x{job_id:064x}"])

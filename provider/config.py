@@ -48,6 +48,11 @@ class ProviderConfig(BaseSettings):
     metadata_uri: str = Field("", max_length=2048, description="registered with the market")
     withdraw_threshold: int = Field(10**16, ge=0, description="withdraw a token's earnings above this")
 
+    # ── chain ──
+    finality_depth: int = Field(
+        8, ge=1, le=1024, description="blocks after which a step is final (a reorg deeper is not followed)"
+    )
+
     # ── timing ──
     poll_interval: float = Field(0.1, gt=0, le=10, description="seconds between rounds when idle")
     drain_timeout: float = Field(30.0, ge=0, description="seconds SIGTERM waits for in-flight work")

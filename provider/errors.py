@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marketplace.errors import MarketError
+from marketplace.protocol.errors import MarketError
 
 
 class ProviderError(MarketError):

@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from eth_utils import event_abi_to_log_topic
 
-from marketplace import artifacts
 from marketplace.chain.market import Market
 from marketplace.chain.rpc import RpcClient
+from marketplace.protocol.events import topic
 
 log = logging.getLogger("cmarket.provider.feed")
 
@@ -38,9 +37,6 @@ class JobFeed:
         self.api_url = api_url.rstrip("/")
         self.rpc = rpc
         self.market = market
-        abi = artifacts.load("ComputeMarket").abi
-        posted = next(e for e in abi if e["type"] == "event" and e["name"] == "JobPosted")
-        self._posted_topic = "0x" + event_abi_to_log_topic(posted).hex()  # type: ignore[arg-type]
         self.last_block = from_block  # every job posted at or below it has been suggested
         self._ids: set[int] = set()
         self._full: set[int] = set()  # jobs whose every slot is now claimed
@@ -95,7 +91,7 @@ class JobFeed:
         start = self.last_block
         if head < start:
             return 0
-        logs = self.rpc.logs(self.market.address, start, head, [self._posted_topic])
+        logs = self.rpc.logs(self.market.address, start, head, [topic("JobPosted")])
         ids = {int(entry["topics"][1], 16) for entry in logs if not entry.get("removed")}
         self._suggest(ids, head)
         return len(ids)

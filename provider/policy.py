@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from marketplace.chain.reads import PostedJob
-from marketplace.spec import JobSpec, WasmWorkload
+from marketplace.protocol.spec import JobSpec, WasmWorkload
+from marketplace.protocol.views import PostedJob
 
 from .config import ProviderConfig
 from .workloads import Plan

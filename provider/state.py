@@ -4,18 +4,24 @@ What the chain cannot tell a restarted provider is kept here: the salt of each c
 and the reveal is lost, which is a slash), the result it computed, and what it was about to send.
 Every write is a committed, fsynced transaction (`synchronous=FULL`) made BEFORE the transaction
 that depends on it is sent; the chain says what happened after that, so a restart reconciles each
-row with the chain instead of trusting it.
+row with the chain instead of trusting it. A row moved by a transaction's receipt remembers the
+block (`block`, `block_hash`): until that block is final, a reorg can undo the move, and the
+daemon checks it again.
+
+One daemon at a time works on a state directory: `StateLock` holds an exclusive lock on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import (
     Boolean,
@@ -33,14 +39,20 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     update,
 )
 
-SCHEMA_VERSION = "1"
+from marketplace.protocol.hashing import Hash32
+
+from .errors import ProviderError
+
+SCHEMA_VERSION = "2"
 
 
 class Stage(StrEnum):
-    """Where a job stands for this provider. Terminal stages are never left."""
+    """Where a job stands for this provider. Terminal stages are never left: a job reaches one only
+    once what ended it is final on-chain (ENDED waits for that)."""
 
     CLAIMING = "claiming"  # the claim is being sent
     CLAIMED = "claimed"  # a slot is held; the result is not computed yet
@@ -49,6 +61,7 @@ class Stage(StrEnum):
     COMMITTED = "committed"  # the commitment is on-chain; waiting for the reveal phase
     REVEALING = "revealing"  # the reveal is being sent
     REVEALED = "revealed"  # waiting for the job to be finalized
+    ENDED = "ended"  # the chain says it ended (see `outcome`); waiting until that is final
     SETTLED = "settled"  # the job was finalized (see `outcome`)
     LOST = "lost"  # another provider took the slot, or the job went away before the claim
     FAILED = "failed"  # the workload failed: no result was ever committed
@@ -67,18 +80,21 @@ class WorkRecord:
     job_id: int
     stage: Stage
     replicas: int
-    spec_hash: str  # hex digest of the spec blob
+    spec_hash: Hash32
     token: str
     reward: int
     collateral: int
-    result_hash: str | None = None  # 0x-hex: what this provider commits to
-    salt: str | None = None  # 0x-hex, for replicated jobs
-    computed_hash: str | None = None  # 0x-hex of the workload's real output (differs only when lying)
+    result_hash: Hash32 | None = None  # what this provider commits to
+    salt: Hash32 | None = None  # for replicated jobs
+    computed_hash: Hash32 | None = None  # the workload's real output (differs only when lying)
     fuel_used: int | None = None
     error_code: str | None = None
     error: str | None = None
     outcome: str | None = None  # won, lost, returned, slashed, cancelled, failed
     uploaded: bool = False
+    slot: int | None = None  # the seat this provider holds
+    block: int | None = None  # block of the receipt that last moved the row
+    block_hash: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -105,6 +121,9 @@ _WORK = Table(
     Column("error", String(2000)),
     Column("outcome", String(16)),
     Column("uploaded", Boolean, nullable=False, default=False),
+    Column("slot", Integer),
+    Column("block", Integer, index=True),
+    Column("block_hash", String(66)),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -123,6 +142,7 @@ _META = Table(
     Column("value", String(2000), nullable=False),
 )
 _INTEGERS = ("reward", "collateral")
+_HASHES = ("result_hash", "salt", "computed_hash")
 _UPDATE = (
     update(_WORK)
     .where(_WORK.c.job_id == bindparam("_job_id"))
@@ -134,11 +154,18 @@ _UPDATE = (
         }
     )
 )
+# Version 1 files lack these columns; opening one adds them.
+_ADDED_IN_2 = ("slot INTEGER", "block INTEGER", "block_hash VARCHAR(66)")
 
 
 def _to_row(record: WorkRecord) -> dict[str, Any]:
+    """The row of a record: hashes in their text form (0x-hex; the spec as its blob digest)."""
     row = dataclasses.asdict(record)
     row["stage"] = record.stage.value
+    row["spec_hash"] = record.spec_hash.digest
+    for name in _HASHES:
+        value = getattr(record, name)
+        row[name] = None if value is None else value.hex0x
     for name in _INTEGERS:
         row[name] = str(row[name])
     return row
@@ -151,13 +178,52 @@ def _from_row(row: Any) -> WorkRecord:
 def _from_mapping(fields: dict[str, Any]) -> WorkRecord:
     fields = dict(fields)
     fields["stage"] = Stage(fields["stage"])
+    fields["spec_hash"] = Hash32.from_hex(fields["spec_hash"])
+    for name in _HASHES:
+        if fields[name] is not None:
+            fields[name] = Hash32.from_hex(fields[name])
     for name in _INTEGERS:
         fields[name] = int(fields[name])
     return WorkRecord(**fields)
 
 
-class StateError(Exception):
-    """The state file belongs to another market or account, or is from a newer version."""
+class StateError(ProviderError):
+    """The state file belongs to another market or account, is from a newer version, or another
+    daemon is working on it."""
+
+
+class StateLock:
+    """An exclusive lock on a state directory, held while a daemon works on it (released when the
+    process ends, however it ends)."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "daemon.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        file = self.path.open("a+")
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
+            raise StateError(
+                f"{self.path.parent} is in use by a running provider ({holder}): "
+                "stop it first, or use another --state directory"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"pid {os.getpid()}")
+        file.flush()
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
 
 
 class LocalState:
@@ -176,17 +242,25 @@ class LocalState:
             cursor.close()
 
         _metadata.create_all(self.engine)
+        self._migrate()
         # The daemon is the file's only writer, so the unfinished rows (read every round) and the
         # set of known ids are kept in memory too, always as the file has them.
         with self.engine.connect() as connection:
             rows = [_from_row(row) for row in connection.execute(select(_WORK))]
         self._active = {r.job_id: r for r in rows if not r.stage.terminal}
         self._known = {r.job_id for r in rows}
+
+    def _migrate(self) -> None:
         version = self.meta("schema_version")
-        if version is None:
+        if version == "1":
+            with self.engine.begin() as connection:
+                for column in _ADDED_IN_2:
+                    connection.execute(text(f"ALTER TABLE work ADD COLUMN {column}"))
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
-            raise StateError(f"{path} has state schema {version}; this provider reads {SCHEMA_VERSION}")
+            raise StateError(f"{self.path} has state schema {version}; this provider reads {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -275,6 +349,12 @@ class LocalState:
     def active(self) -> list[WorkRecord]:
         """Every record not in a terminal stage, oldest job first."""
         return [self._active[job_id] for job_id in sorted(self._active)]
+
+    def moved_since(self, block: int) -> list[WorkRecord]:
+        """Records a receipt moved in `block` or later, in any stage (those a reorg can undo)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(_WORK).where(_WORK.c.block >= block).order_by(_WORK.c.job_id))
+            return [_from_row(row) for row in rows]
 
     def unuploaded(self) -> list[WorkRecord]:
         """Records whose computed result the marketplace does not have yet, in any stage."""

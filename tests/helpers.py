@@ -11,9 +11,10 @@ from web3.contract import Contract
 
 from marketplace.chain.deploy import Deployment, connect, deploy_contract, deploy_market
 from marketplace.chain.devnet import Devnet
-from marketplace.chain.market import ETH, JobParams, Market, MarketActor, TxResult, bind, encode_call
+from marketplace.chain.market import Market, MarketActor, TxResult, bind, encode_call
 from marketplace.chain.sender import TxSender
-from marketplace.hashing import commitment
+from marketplace.protocol.hashing import commitment
+from marketplace.protocol.views import ETH, JobParams
 
 ETHER = 10**18
 FEE_BPS = 100

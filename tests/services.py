@@ -12,9 +12,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from marketplace.chain.devnet import Devnet, free_port
-from marketplace.chain.market import JobParams
-from marketplace.demo import COLLATERAL, ETHER, Demo
-from marketplace.hashing import commitment, spec_hash
+from marketplace.cli.demo.scripted import COLLATERAL, ETHER, Demo
+from marketplace.protocol.hashing import commitment, sha256
+from marketplace.protocol.views import JobParams
 
 
 @contextmanager
@@ -45,7 +45,7 @@ def post_unfinished_jobs(demo: Demo, node: Devnet, *, claim_window: int) -> dict
 
     def params(label: str, replicas: int, run_timeout: int) -> JobParams:
         return JobParams(
-            spec_hash=spec_hash({"test": label}), reward_per_replica=ETHER // 100, replicas=replicas,
+            spec_hash=sha256(f"test:{label}".encode()), reward_per_replica=ETHER // 100, replicas=replicas,
             collateral_per_replica=COLLATERAL, claim_window=claim_window, run_timeout=run_timeout,
             reveal_window=600,
         )  # fmt: skip

@@ -16,7 +16,7 @@ from ..dashboard.mount import install_dashboard
 from ..indexer.status import IndexerStatus
 from ..store.blobs import BlobStore
 from .cache import ResponseCache
-from .deps import ApiSettings, CachedReads, Database, Services
+from .deps import CachedReads, Database, Services
 from .errors import install_error_handlers
 from .fast_path import JobDetailFastPath
 from .middleware import LatencyMiddleware
@@ -24,34 +24,23 @@ from .routes import blobs as blob_routes
 from .routes import events, health, jobs, providers, stats
 from .routes import insights as insight_routes
 from .routes import search as search_routes
-
-MIB = 1024 * 1024
+from .settings import ApiSettings
 
 
 def create_app(
     engine: Engine,
     blobs: BlobStore,
+    settings: ApiSettings | None = None,
     *,
-    max_blob_bytes: int = 64 * MIB,
-    healthy_lag_blocks: int = 3,
-    stream_poll_seconds: float = 0.2,
-    stream_keepalive_seconds: float = 15.0,
-    response_cache_entries: int = 4096,
-    db_threads: int = 2,
     indexer_status: IndexerStatus | None = None,
 ) -> FastAPI:
-    """The API over the store behind `engine` and the blob store `blobs`.
-
-    `/health` says "ok" while the index is at most `healthy_lag_blocks` behind the chain head;
-    `/v1/events` polls for new events every `stream_poll_seconds` and sends a keep-alive comment
-    after `stream_keepalive_seconds` of silence. Up to `response_cache_entries` answers of the
-    single-job, single-provider and stats routes are cached until the index changes. At most
-    `db_threads` worker threads run SQL at once: with SQLite, more only contend for the GIL.
-    `indexer_status` is that of an indexer running in the same process, which `/health` reports.
+    """The API over the store behind `engine` and the blob store `blobs`, configured by
+    `settings` (see ApiSettings; the defaults and CMARKET_API_* variables without one).
+    `indexer_status` is that of an indexer running in the same process, which `/health` reports
+    and the response cache follows.
     """
-    if max_blob_bytes < 1:
-        raise ValueError("max_blob_bytes must be positive")
-    database = Database(engine, max_threads=db_threads)
+    settings = settings or ApiSettings()
+    database = Database(engine, max_threads=settings.db_threads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -66,15 +55,10 @@ def create_app(
     )
     services = Services(
         database=database,
-        cache=ResponseCache(response_cache_entries),
+        cache=ResponseCache(settings.response_cache_entries),
         blobs=blobs,
         indexer_status=indexer_status,
-        settings=ApiSettings(
-            max_blob_bytes=max_blob_bytes,
-            healthy_lag_blocks=healthy_lag_blocks,
-            stream_poll_seconds=stream_poll_seconds,
-            stream_keepalive_seconds=stream_keepalive_seconds,
-        ),
+        settings=settings,
     )
     app.state.services = services
     app.state.cached_reads = CachedReads(services.database, services.cache, indexer_status)

@@ -26,17 +26,10 @@ from ..indexer.status import IndexerStatus
 from ..store.blobs import BlobStore
 from . import queries
 from .cache import ResponseCache, to_json
+from .settings import ApiSettings
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    max_blob_bytes: int
-    healthy_lag_blocks: int
-    stream_poll_seconds: float
-    stream_keepalive_seconds: float
 
 
 class Database:

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from ..errors import MarketError
+from ..protocol.errors import MarketError
 from ..store.blobs import BlobError, BlobNotFound, BlobTooLarge, DigestMismatch, InvalidDigest
 
 log = logging.getLogger("cmarket.api")

@@ -11,7 +11,8 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from .schemas import JobState, Schema
+from ..protocol.status import JobStatus
+from .schemas import Schema
 
 
 class Activity(Schema):
@@ -69,7 +70,7 @@ class Outcome(StrEnum):
 
 class ProviderJob(Schema):
     job_id: int
-    status: JobState
+    status: JobStatus
     outcome: Outcome | None = Field(description="null while the job is not settled")
     slashed_amount: str
     finished_at: int | None
@@ -106,7 +107,7 @@ class SearchHit(Schema):
         description="what matched: id, spec_hash, result_hash, revealed_result, posted_tx, address, blob"
     )
     job_id: int | None = None
-    status: JobState | None = None
+    status: JobStatus | None = None
     address: str | None = None
     digest: str | None = Field(None, description="SHA-256, 64 lowercase hex characters")
     jobs: int | None = Field(None, description="for a requester: how many jobs it posted")

@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
 )
 
-from ..hashing import cid_v1
+from ..protocol.hashing import cid_v1
 from ..store.blobs import BlobNotFound, BlobStore, normalize_digest
 from ..store.schema import Assignment, Job, Provider, RawEvent
 from . import insight_schemas as views

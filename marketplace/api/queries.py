@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 
 from ..indexer.status import Checkpoint
+from ..protocol.status import JobStatus
+from ..protocol.status import effective_status as protocol_effective_status
 from ..store.schema import (
     Assignment,
     Balance,
@@ -45,7 +47,6 @@ from ..store.schema import (
 )
 from . import schemas
 from .errors import NotFound
-from .schemas import JobState
 
 JOBS = cast(Table, Job.__table__)
 ASSIGNMENTS = cast(Table, Assignment.__table__)
@@ -137,10 +138,9 @@ _STAKES = select(PROVIDERS.c.staked, PROVIDERS.c.locked)
 # ── effective status ──
 
 
-def effective_status(status: str, commit_deadline: int | None, now: int | None) -> JobState:
-    if status == "running" and commit_deadline is not None and now is not None and commit_deadline < now:
-        return JobState.REVEALING
-    return JobState(status)
+def effective_status(status: str, commit_deadline: int | None, now: int | None) -> JobStatus:
+    """The effective status of a stored job row (see protocol.status.effective_status)."""
+    return protocol_effective_status(JobStatus(status), commit_deadline, now)
 
 
 def _effective_status_sql(now: int | None) -> ColumnElement[str]:
@@ -150,11 +150,11 @@ def _effective_status_sql(now: int | None) -> ColumnElement[str]:
     return case((past_deadline, literal("revealing")), else_=JOBS.c.status)
 
 
-def _status_filter(state: JobState, now: int | None) -> ColumnElement[bool]:
-    if now is None or state not in (JobState.RUNNING, JobState.REVEALING):
+def _status_filter(state: JobStatus, now: int | None) -> ColumnElement[bool]:
+    if now is None or state not in (JobStatus.RUNNING, JobStatus.REVEALING):
         return JOBS.c.status == state.value
     past_deadline = and_(JOBS.c.status == "running", JOBS.c.commit_deadline < now)
-    if state is JobState.REVEALING:
+    if state is JobStatus.REVEALING:
         return or_(JOBS.c.status == "revealing", past_deadline)
     return and_(
         JOBS.c.status == "running", or_(JOBS.c.commit_deadline.is_(None), JOBS.c.commit_deadline >= now)
@@ -254,7 +254,7 @@ def job_page(
     *,
     limit: int,
     before_id: int | None = None,
-    status: JobState | None = None,
+    status: JobStatus | None = None,
     requester: str | None = None,
     provider: str | None = None,
     token: str | None = None,
@@ -364,9 +364,9 @@ def stats(connection: Connection) -> schemas.Stats:
     """Market-wide figures; amounts are summed in Python since they overflow SQL integers."""
     now = chain_time(connection)
     status = _effective_status_sql(now).label("effective")
-    by_status = dict.fromkeys(JobState, 0)
+    by_status = dict.fromkeys(JobStatus, 0)
     for name, count in connection.execute(select(status, func.count()).group_by(status)):
-        by_status[JobState(name)] = count
+        by_status[JobStatus(name)] = count
     volume = {token: escrowed for token, escrowed in connection.execute(_VOLUME)}
     stakes = connection.execute(_STAKES).all()
     return schemas.Stats(

@@ -6,21 +6,11 @@ EIP-55 checksummed; hashes are 0x-prefixed hex; times are Unix seconds of the bl
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, Json
 
-
-class JobState(StrEnum):
-    """A job's effective status, as the contract's `getJob` reports it."""
-
-    OPEN = "open"
-    RUNNING = "running"
-    REVEALING = "revealing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+from ..protocol.status import JobStatus
 
 
 class Schema(BaseModel):
@@ -77,7 +67,7 @@ class ReorgNotice(Schema):
 
 class Job(Schema):
     id: int
-    status: JobState
+    status: JobStatus
     requester: str
     token: str = Field(description="payment token; 0x000…000 is native ETH")
     reward_per_replica: str
@@ -144,7 +134,7 @@ class ProviderPage(Schema):
 
 
 class Stats(Schema):
-    jobs_by_status: dict[JobState, int]
+    jobs_by_status: dict[JobStatus, int]
     jobs_total: int
     volume: dict[str, str] = Field(description="token -> total escrowed by posted jobs")
     median_completion_seconds: float | None = Field(description="posted to finalized, over completed jobs")

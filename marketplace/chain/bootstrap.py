@@ -33,5 +33,5 @@ def setup_devnet_market(node: Devnet, *, fee_bps: int = 100, unbonding_period: i
     )
     token, _ = deploy_contract(owner, "TestToken", "Test USD", "TUSD")
     market = Market(w3, deployment.market)
-    MarketActor(market, owner).send(market.call("setPaymentToken", token, True))
+    MarketActor(market, owner).send(market.calls.set_payment_token(token, True))
     return DevnetMarket(w3, deployment, market, token)

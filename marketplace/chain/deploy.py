@@ -11,9 +11,9 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 
-from .. import artifacts
-from ..errors import TransactionError
-from .market import ZERO_ADDRESS
+from ..protocol import artifacts
+from ..protocol.errors import TransactionError
+from ..protocol.views import ZERO_ADDRESS
 from .sender import Call, TxSender
 
 WEEK = 7 * 24 * 3600

@@ -23,8 +23,8 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ..artifacts import REPO_ROOT
-from ..errors import ChainError
+from ..protocol.artifacts import REPO_ROOT
+from ..protocol.errors import ChainError
 from .rpc import RpcClient
 
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"

@@ -1,4 +1,9 @@
-"""Typed bindings of ComputeMarket: reads, decoded events, and every transaction as a method."""
+"""Typed bindings of ComputeMarket: its views, the calldata of every transaction, and an
+account's actor that sends them.
+
+`Market.calls` builds a `Call` for each protocol transaction (with the right ETH value: a stake
+in an ERC-20 sends none); `MarketActor` sends them from one account and decodes what they emitted.
+"""
 
 from __future__ import annotations
 
@@ -13,93 +18,10 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import LogReceipt, TxReceipt
 
-from .. import artifacts
-from ..errors import AssignmentStatus, JobStatus
-from .events import LogDecoder, checksum_address
+from ..protocol import artifacts
+from ..protocol.events import Event, LogDecoder, checksum_address
+from ..protocol.views import ETH, AssignmentView, JobParams, JobView, ProviderView
 from .sender import Call, PendingTx, TxSender
-
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-ETH = ZERO_ADDRESS
-
-
-@dataclass(frozen=True)
-class JobParams:
-    """What a requester posts; mirrors IComputeMarket.JobParams."""
-
-    spec_hash: bytes
-    reward_per_replica: int
-    replicas: int = 1
-    token: str = ETH
-    collateral_per_replica: int = 0
-    claim_window: int = 3600
-    run_timeout: int = 3600
-    reveal_window: int = 3600
-
-    @property
-    def escrow(self) -> int:
-        return self.reward_per_replica * self.replicas
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.spec_hash,
-            to_checksum_address(self.token),
-            self.reward_per_replica,
-            self.replicas,
-            self.collateral_per_replica,
-            self.claim_window,
-            self.run_timeout,
-            self.reveal_window,
-        )
-
-
-@dataclass(frozen=True)
-class JobView:
-    job_id: int
-    requester: str
-    token: str
-    status: JobStatus
-    replicas: int
-    claims: int
-    commits: int
-    reveals: int
-    deadline: int
-    reward_per_replica: int
-    collateral_per_replica: int
-    run_timeout: int
-    reveal_window: int
-    fee_bps: int
-
-
-@dataclass(frozen=True)
-class AssignmentView:
-    status: AssignmentStatus
-    slot: int
-    commitment: bytes
-    result_hash: bytes
-
-
-@dataclass(frozen=True)
-class ProviderView:
-    registered: bool
-    free_stake: int
-    locked_stake: int
-    unbonding: int
-    unbonding_ready_at: int
-
-
-@dataclass(frozen=True)
-class Event:
-    """A decoded ComputeMarket event."""
-
-    name: str
-    args: dict[str, Any]
-    block_number: int
-    block_hash: HexBytes
-    tx_hash: HexBytes
-    log_index: int
-
-    def __getitem__(self, key: str) -> Any:
-        return self.args[key]
 
 
 @dataclass(frozen=True)
@@ -116,6 +38,10 @@ class TxResult:
     @property
     def block_number(self) -> int:
         return int(self.receipt["blockNumber"])
+
+    @property
+    def tx_hash(self) -> str:
+        return HexBytes(self.receipt["transactionHash"]).to_0x_hex()
 
     def named(self, name: str) -> list[Event]:
         return [event for event in self.events if event.name == name]
@@ -151,17 +77,97 @@ def encode_call(contract: Contract, function: str, *args: Any, value: int = 0) -
     return Call(contract.address, HexBytes(data), value, label=function)
 
 
+class MarketCalls:
+    """The calldata of every ComputeMarket transaction, one typed method each."""
+
+    def __init__(self, market: Market) -> None:
+        self._market = market
+
+    def _encode(self, function: str, *args: Any, value: int = 0) -> Call:
+        return encode_call(self._market.contract, function, *args, value=value)
+
+    # ── staking ──
+
+    def register_provider(self, metadata_uri: str = "") -> Call:
+        return self._encode("registerProvider", metadata_uri)
+
+    def stake(self, amount: int) -> Call:
+        """Stakes `amount`: sent as ETH when the stake token is ETH, pulled as an ERC-20 otherwise."""
+        return self._encode("stake", amount, value=amount if self._market.stake_token == ETH else 0)
+
+    def request_unstake(self, amount: int) -> Call:
+        return self._encode("requestUnstake", amount)
+
+    def withdraw_stake(self) -> Call:
+        return self._encode("withdrawStake")
+
+    # ── jobs ──
+
+    def post_job(self, params: JobParams) -> Call:
+        return self._encode("postJob", params.as_tuple(), value=params.escrow if params.token == ETH else 0)
+
+    def post_jobs(self, params: Sequence[JobParams]) -> Call:
+        value = sum(p.escrow for p in params if p.token == ETH)
+        return self._encode("postJobs", [p.as_tuple() for p in params], value=value)
+
+    def claim_job(self, job_id: int) -> Call:
+        return self._encode("claimJob", job_id)
+
+    def claim_jobs(self, job_ids: Sequence[int]) -> Call:
+        return self._encode("claimJobs", list(job_ids))
+
+    def commit_result(self, job_id: int, commitment: bytes) -> Call:
+        return self._encode("commitResult", job_id, bytes(commitment))
+
+    def commit_results(self, job_ids: Sequence[int], commitments: Sequence[bytes]) -> Call:
+        return self._encode("commitResults", list(job_ids), [bytes(c) for c in commitments])
+
+    def reveal_result(self, job_id: int, result_hash: bytes, salt: bytes) -> Call:
+        return self._encode("revealResult", job_id, bytes(result_hash), bytes(salt))
+
+    def reveal_results(
+        self, job_ids: Sequence[int], result_hashes: Sequence[bytes], salts: Sequence[bytes]
+    ) -> Call:
+        return self._encode(
+            "revealResults", list(job_ids), [bytes(h) for h in result_hashes], [bytes(s) for s in salts]
+        )
+
+    def submit_result(self, job_id: int, result_hash: bytes) -> Call:
+        return self._encode("submitResult", job_id, bytes(result_hash))
+
+    def submit_results(self, job_ids: Sequence[int], result_hashes: Sequence[bytes]) -> Call:
+        return self._encode("submitResults", list(job_ids), [bytes(h) for h in result_hashes])
+
+    def finalize_job(self, job_id: int) -> Call:
+        return self._encode("finalizeJob", job_id)
+
+    def finalize_jobs(self, job_ids: Sequence[int]) -> Call:
+        return self._encode("finalizeJobs", list(job_ids))
+
+    def cancel_job(self, job_id: int) -> Call:
+        return self._encode("cancelJob", job_id)
+
+    def withdraw(self, token: str = ETH) -> Call:
+        return self._encode("withdraw", to_checksum_address(token))
+
+    # ── owner ──
+
+    def set_payment_token(self, token: str, allowed: bool) -> Call:
+        return self._encode("setPaymentToken", to_checksum_address(token), allowed)
+
+
 class Market:
-    """Read access to a deployed ComputeMarket, and calldata for its transactions."""
+    """Read access to a deployed ComputeMarket, and the calldata of its transactions (`calls`)."""
 
     def __init__(self, w3: Web3, address: str) -> None:
         self.w3 = w3
         self.address = to_checksum_address(address)
         self.contract = bind(w3, "ComputeMarket", self.address)
+        self.calls = MarketCalls(self)
 
     @cached_property
     def _decoder(self) -> LogDecoder:
-        return LogDecoder(artifacts.load("ComputeMarket").abi, native=True)
+        return LogDecoder(native=True)
 
     def decode_logs(self, logs: Iterable[LogReceipt | dict[str, Any]]) -> list[Event]:
         """Decodes this market's logs, in web3's form or the node's own (hex strings), skipping any
@@ -172,52 +178,24 @@ class Market:
                 continue
             raw: dict[str, Any] = dict(log)
             decoded = self._decoder.decode(raw if isinstance(raw["data"], str) else _as_rpc_log(raw))
-            if decoded is None:
-                continue
-            events.append(
-                Event(
-                    name=decoded.name,
-                    args=decoded.args,
-                    block_number=decoded.block_number,
-                    block_hash=HexBytes(decoded.block_hash),
-                    tx_hash=HexBytes(decoded.tx_hash),
-                    log_index=decoded.log_index,
-                )
-            )
+            if decoded is not None:
+                events.append(decoded)
         return events
 
     # ── views ──
 
     def job(self, job_id: int) -> JobView:
-        (
-            requester, token, status, replicas, claims, commits, reveals, deadline,
-            reward, collateral, run_timeout, reveal_window, fee_bps,
-        ) = self.contract.functions.getJob(job_id).call()  # fmt: skip
-        return JobView(
-            job_id=job_id,
-            requester=requester,
-            token=token,
-            status=JobStatus(status),
-            replicas=replicas,
-            claims=claims,
-            commits=commits,
-            reveals=reveals,
-            deadline=deadline,
-            reward_per_replica=reward,
-            collateral_per_replica=collateral,
-            run_timeout=run_timeout,
-            reveal_window=reveal_window,
-            fee_bps=fee_bps,
-        )
+        return JobView.from_abi(job_id, self.contract.functions.getJob(job_id).call())
 
     def assignment(self, job_id: int, provider: str) -> AssignmentView:
-        status, slot, commitment, result_hash = self.contract.functions.getAssignment(
-            job_id, to_checksum_address(provider)
-        ).call()
-        return AssignmentView(AssignmentStatus(status), slot, bytes(commitment), bytes(result_hash))
+        return AssignmentView.from_abi(
+            self.contract.functions.getAssignment(job_id, to_checksum_address(provider)).call()
+        )
 
     def provider(self, address: str) -> ProviderView:
-        return ProviderView(*self.contract.functions.providerInfo(to_checksum_address(address)).call())
+        return ProviderView.from_abi(
+            self.contract.functions.providerInfo(to_checksum_address(address)).call()
+        )
 
     def credits(self, account: str, token: str = ETH) -> int:
         return int(
@@ -227,12 +205,16 @@ class Market:
     def job_count(self) -> int:
         return int(self.contract.functions.jobCount().call())
 
+    @cached_property
     def stake_token(self) -> str:
+        """The token providers stake (ETH for address(0)); fixed at deployment."""
         return str(self.contract.functions.STAKE_TOKEN().call())
 
-    # ── calldata ──
+    # ── raw calldata ──
 
     def call(self, function: str, *args: Any, value: int = 0) -> Call:
+        """Calldata for `function` by name, for what `calls` does not cover on purpose (owner
+        functions; tests that send what no client would, such as a wrong ETH value)."""
         return encode_call(self.contract, function, *args, value=value)
 
 
@@ -243,6 +225,7 @@ class MarketActor:
         self.market = market
         self.sender = sender
         self.address = sender.address
+        self.calls = market.calls
 
     def send(self, call: Call) -> TxResult:
         receipt = self.sender.transact(call)
@@ -255,69 +238,77 @@ class MarketActor:
         receipt = self.sender.wait(pending)
         return TxResult(receipt, self.market.decode_logs(receipt["logs"]))
 
+    # ── ERC-20 allowances ──
+
+    def allow(self, token: str, amount: int) -> TxResult | None:
+        """Lets the market pull `amount` of the ERC-20 `token` from this account (a stake or an
+        escrow), approving only when the allowance is short; None when nothing was sent."""
+        if token == ETH:
+            return None
+        erc20 = bind(self.market.w3, "TestToken", token)  # any ERC-20 ABI: allowance and approve
+        if int(erc20.functions.allowance(self.address, self.market.address).call()) >= amount:
+            return None
+        receipt = self.sender.transact(encode_call(erc20, "approve", self.market.address, amount))
+        return TxResult(receipt, [])
+
     # ── staking ──
 
     def register(self, metadata_uri: str = "") -> TxResult:
-        return self.send(self.market.call("registerProvider", metadata_uri))
+        return self.send(self.calls.register_provider(metadata_uri))
 
-    def stake(self, amount: int, *, native: bool = True) -> TxResult:
-        return self.send(self.market.call("stake", amount, value=amount if native else 0))
+    def stake(self, amount: int) -> TxResult:
+        return self.send(self.calls.stake(amount))
 
     def request_unstake(self, amount: int) -> TxResult:
-        return self.send(self.market.call("requestUnstake", amount))
+        return self.send(self.calls.request_unstake(amount))
 
     def withdraw_stake(self) -> TxResult:
-        return self.send(self.market.call("withdrawStake"))
+        return self.send(self.calls.withdraw_stake())
 
     # ── jobs ──
 
-    def post_job_call(self, params: JobParams) -> Call:
-        value = params.escrow if params.token == ETH else 0
-        return self.market.call("postJob", params.as_tuple(), value=value)
-
     def post_job(self, params: JobParams) -> tuple[int, TxResult]:
-        result = self.send(self.post_job_call(params))
+        result = self.send(self.calls.post_job(params))
         return int(result.event("JobPosted")["jobId"]), result
 
     def post_jobs(self, params: Sequence[JobParams]) -> tuple[list[int], TxResult]:
-        value = sum(p.escrow for p in params if p.token == ETH)
-        result = self.send(self.market.call("postJobs", [p.as_tuple() for p in params], value=value))
+        result = self.send(self.calls.post_jobs(params))
         return [int(event["jobId"]) for event in result.named("JobPosted")], result
 
     def claim(self, job_id: int) -> TxResult:
-        return self.send(self.market.call("claimJob", job_id))
+        return self.send(self.calls.claim_job(job_id))
 
     def claim_many(self, job_ids: Sequence[int]) -> TxResult:
-        return self.send(self.market.call("claimJobs", list(job_ids)))
+        return self.send(self.calls.claim_jobs(job_ids))
 
     def commit(self, job_id: int, commitment: bytes) -> TxResult:
-        return self.send(self.market.call("commitResult", job_id, commitment))
+        return self.send(self.calls.commit_result(job_id, commitment))
 
     def commit_many(self, job_ids: Sequence[int], commitments: Sequence[bytes]) -> TxResult:
-        return self.send(self.market.call("commitResults", list(job_ids), list(commitments)))
+        return self.send(self.calls.commit_results(job_ids, commitments))
 
     def reveal(self, job_id: int, result_hash: bytes, salt: bytes) -> TxResult:
-        return self.send(self.market.call("revealResult", job_id, result_hash, salt))
+        return self.send(self.calls.reveal_result(job_id, result_hash, salt))
 
     def reveal_many(
         self, job_ids: Sequence[int], result_hashes: Sequence[bytes], salts: Sequence[bytes]
     ) -> TxResult:
-        return self.send(self.market.call("revealResults", list(job_ids), list(result_hashes), list(salts)))
+        return self.send(self.calls.reveal_results(job_ids, result_hashes, salts))
 
     def submit_result(self, job_id: int, result_hash: bytes) -> TxResult:
-        return self.send(self.market.call("submitResult", job_id, result_hash))
+        return self.send(self.calls.submit_result(job_id, result_hash))
 
     def submit_results(self, job_ids: Sequence[int], result_hashes: Sequence[bytes]) -> TxResult:
-        return self.send(self.market.call("submitResults", list(job_ids), list(result_hashes)))
+        return self.send(self.calls.submit_results(job_ids, result_hashes))
 
     def finalize(self, job_id: int) -> TxResult:
-        return self.send(self.market.call("finalizeJob", job_id))
+        return self.send(self.calls.finalize_job(job_id))
 
     def finalize_many(self, job_ids: Sequence[int]) -> TxResult:
-        return self.send(self.market.call("finalizeJobs", list(job_ids)))
+        return self.send(self.calls.finalize_jobs(job_ids))
 
     def cancel(self, job_id: int) -> TxResult:
-        return self.send(self.market.call("cancelJob", job_id))
+        return self.send(self.calls.cancel_job(job_id))
 
     def withdraw(self, token: str = ETH) -> TxResult:
-        return self.send(self.market.call("withdraw", to_checksum_address(token)))
+        return self.send(self.calls.withdraw(token))

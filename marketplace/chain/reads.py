@@ -8,46 +8,19 @@ per job through web3 would cost a round trip each.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_selector, to_checksum_address
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from eth_utils.abi import get_abi_output_types
 
-from .. import artifacts
-from ..errors import AssignmentStatus, JobStatus, decode_revert
-from .events import LogDecoder
-from .events import checksum_address as checksum
-from .market import AssignmentView, JobView, Market
+from ..protocol import artifacts
+from ..protocol.events import LogDecoder, topic
+from ..protocol.reverts import decode_revert
+from ..protocol.views import AssignmentView, JobView, PostedJob, Settlement
+from .market import Market
 from .rpc import RpcClient, RpcError
 
 _CHUNK = 200
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """How a job ended, as its JobFinalized or JobCancelled event recorded it."""
-
-    job_id: int
-    status: JobStatus  # COMPLETED, FAILED or CANCELLED
-    result_hash: bytes | None  # the majority's, for a completed job
-    winners: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PostedJob:
-    """A job as its JobPosted event recorded it."""
-
-    job_id: int
-    requester: str
-    spec_hash: str  # 64 lowercase hex characters, the spec blob's digest
-    token: str
-    reward_per_replica: int
-    replicas: int
-    collateral_per_replica: int
-    claim_deadline: int
-    block_number: int
 
 
 class MarketReader:
@@ -57,21 +30,18 @@ class MarketReader:
         self.rpc = rpc
         self.market = market
         self.address = market.address
-        abi = artifacts.load("ComputeMarket").abi
-        functions = {entry["name"]: entry for entry in abi if entry["type"] == "function"}
-        self._job_types = get_abi_output_types(functions["getJob"])  # type: ignore[arg-type]
-        self._assignment_types = get_abi_output_types(functions["getAssignment"])  # type: ignore[arg-type]
-        topics = {e["name"]: "0x" + event_abi_to_log_topic(e).hex() for e in abi if e["type"] == "event"}  # type: ignore[arg-type]
-        self._posted_topic = topics["JobPosted"]
-        self._settled_topics = [topics["JobFinalized"], topics["JobCancelled"]]
-        self._decoder = LogDecoder(abi)
+        abi = artifacts.load("ComputeMarket")
+        self._job_types = get_abi_output_types(abi.entry("function", "getJob"))  # type: ignore[arg-type]
+        self._assignment_types = get_abi_output_types(abi.entry("function", "getAssignment"))  # type: ignore[arg-type]
+        self._settled_topics = [topic("JobFinalized"), topic("JobCancelled")]
+        self._decoder = LogDecoder()
         self._get_job = self._selector("getJob")
         self._get_assignment = self._selector("getAssignment")
 
     def _selector(self, name: str) -> str:
         """The hex selector of function `name` (calldata is built by hand: web3's encoder costs
         more than the call itself when hundreds of jobs are read every round)."""
-        entry = next(e for e in artifacts.load("ComputeMarket").abi if e.get("name") == name)
+        entry = artifacts.load("ComputeMarket").entry("function", name)
         types = ",".join(i["type"] for i in entry["inputs"])
         return "0x" + function_signature_to_4byte_selector(f"{name}({types})").hex()
 
@@ -98,14 +68,7 @@ class MarketReader:
                     raise reply
                 continue
             (fields,) = abi_decode(self._job_types, reply)
-            (requester, token, status, replicas, claims, commits, reveals, deadline,
-             reward, collateral, run_timeout, reveal_window, fee_bps) = fields  # fmt: skip
-            found[job_id] = JobView(
-                job_id=job_id, requester=checksum(requester), token=checksum(token),
-                status=JobStatus(status), replicas=replicas, claims=claims, commits=commits, reveals=reveals,
-                deadline=deadline, reward_per_replica=reward, collateral_per_replica=collateral,
-                run_timeout=run_timeout, reveal_window=reveal_window, fee_bps=fee_bps,
-            )  # fmt: skip
+            found[job_id] = JobView.from_abi(job_id, fields)
         return found
 
     def assignments(self, job_ids: Iterable[int], provider: str) -> dict[int, AssignmentView]:
@@ -117,10 +80,8 @@ class MarketReader:
         for job_id, reply in zip(ids, self._calls(encoded), strict=True):
             if isinstance(reply, RpcError):
                 raise reply
-            ((status, slot, commitment, result_hash),) = abi_decode(self._assignment_types, reply)
-            found[job_id] = AssignmentView(
-                AssignmentStatus(status), slot, bytes(commitment), bytes(result_hash)
-            )
+            (fields,) = abi_decode(self._assignment_types, reply)
+            found[job_id] = AssignmentView.from_abi(fields)
         return found
 
     def posted(self, job_ids: Iterable[int], from_block: int = 0) -> dict[int, PostedJob]:
@@ -128,18 +89,13 @@ class MarketReader:
         ids = sorted(set(job_ids))
         found: dict[int, PostedJob] = {}
         for start in range(0, len(ids), _CHUNK):
-            topics = [self._posted_topic, [f"0x{job_id:064x}" for job_id in ids[start : start + _CHUNK]]]
+            topics = [topic("JobPosted"), [f"0x{job_id:064x}" for job_id in ids[start : start + _CHUNK]]]
             for log in self.rpc.logs(self.address, from_block, "latest", topics):
                 event = self._decoder.decode(log)
                 if event is None or event.name != "JobPosted" or event.removed:
                     continue
-                args: dict[str, Any] = event.args
-                found[args["jobId"]] = PostedJob(
-                    job_id=args["jobId"], requester=args["requester"], spec_hash=args["specHash"][2:],
-                    token=args["token"], reward_per_replica=int(args["rewardPerReplica"]),
-                    replicas=int(args["replicas"]), collateral_per_replica=int(args["collateralPerReplica"]),
-                    claim_deadline=int(args["claimDeadline"]), block_number=event.block_number,
-                )  # fmt: skip
+                posted = PostedJob.from_event(event)
+                found[posted.job_id] = posted
         return found
 
     def settlements(self, job_ids: Iterable[int], from_block: int = 0) -> dict[int, Settlement]:
@@ -152,15 +108,8 @@ class MarketReader:
                 event = self._decoder.decode(log)
                 if event is None or event.removed:
                     continue
-                job_id = int(event.args["jobId"])
-                if event.name == "JobCancelled":
-                    found[job_id] = Settlement(job_id, JobStatus.CANCELLED, None, ())
-                else:
-                    raw = bytes.fromhex(event.args["resultHash"][2:])
-                    found[job_id] = Settlement(
-                        job_id, JobStatus(event.args["outcome"]), raw if any(raw) else None,
-                        tuple(event.args["winners"]),
-                    )  # fmt: skip
+                settled = Settlement.from_event(event)
+                found[settled.job_id] = settled
         return found
 
     def credits(self, account: str, tokens: Iterable[str]) -> dict[str, int]:

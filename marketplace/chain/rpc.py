@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ..errors import ChainError
+from ..protocol.errors import ChainError
 
 
 class RpcError(ChainError):

@@ -3,7 +3,10 @@
 Nonces are allocated under a lock held only while signing and broadcasting, so concurrent
 senders never share or skip a nonce, and waiting for receipts happens outside the lock. A
 transaction the node forgets (dropped from its pool) is re-broadcast from the signed bytes,
-which keeps later nonces from stalling behind the gap.
+which keeps later nonces from stalling behind the gap. The cached next nonce is dropped (read
+again from the node) whenever a send fails or a receipt does not come: after a reorg took mined
+transactions away, a cached nonce would run ahead of the chain and leave every later
+transaction waiting behind a gap.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint, TxParams, TxReceipt
 
-from ..errors import ContractRevert, TransactionDropped, TransactionError, TransactionTimeout, decode_revert
+from ..protocol.errors import ContractRevert, TransactionDropped, TransactionError, TransactionTimeout
+from ..protocol.reverts import decode_revert
 
 _RECEIPT_INTEGERS = (
     "status",
@@ -74,6 +78,27 @@ def as_revert(exc: Exception) -> ContractRevert | None:
     if data is None and isinstance(exc, ContractLogicError):
         return decode_revert(b"")
     return decode_revert(data) if data is not None else None
+
+
+def format_receipt(raw: dict[str, Any]) -> TxReceipt:
+    """A receipt as the node sent it, its scalar fields in web3's types and its logs left as the
+    node sent them (web3's formatting of every field of every log costs more than the call when a
+    batch logged hundreds of events; `Market.decode_logs` reads either form)."""
+    receipt: dict[str, Any] = dict(raw)
+    for key in _RECEIPT_INTEGERS:
+        if receipt.get(key) is not None:
+            receipt[key] = int(receipt[key], 16)
+    for key in ("transactionHash", "blockHash"):
+        receipt[key] = HexBytes(receipt[key])
+    for key in ("from", "to", "contractAddress"):
+        if receipt.get(key):
+            receipt[key] = to_checksum_address(receipt[key])
+    return cast(TxReceipt, receipt)
+
+
+def is_nonce_error(exc: Exception) -> bool:
+    """Whether the node refused a transaction because its nonce was already used."""
+    return "nonce" in str(exc).lower()
 
 
 class TxSender:
@@ -132,6 +157,25 @@ class TxSender:
                 return PendingTx(call, HexBytes(tx_hash), HexBytes(signed.raw_transaction), nonce, params)
         raise AssertionError("unreachable")
 
+    def replace(self, nonce: int) -> PendingTx:
+        """Takes `nonce` back from whatever transaction waits with it in the node's pool: a
+        transfer of nothing to this account itself, at a fee high enough to replace it."""
+        fees = {
+            key: value * 3 for key, value in self._fee_params().items()
+        }  # more than the 10% bump nodes ask of a replacement, whatever fee the first one paid
+        call = Call(self.address, b"", 0, label="replace")
+        params: dict[str, Any] = {"from": self.address, "to": self.address, "value": 0, "data": b""}
+        params.update(gas=21_000, chainId=self.chain_id, nonce=nonce, **fees)
+        signed = self.account.sign_transaction(params)
+        with self._lock:
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as exc:
+                self._next_nonce = None
+                raise TransactionError(f"replacing nonce {nonce} failed: {exc}") from exc
+            self._next_nonce = None
+        return PendingTx(call, HexBytes(tx_hash), HexBytes(signed.raw_transaction), nonce, params)
+
     def wait(self, pending: PendingTx, timeout: float | None = None) -> TxReceipt:
         """Waits for the receipt, re-broadcasting if the node dropped the transaction."""
         deadline = time.monotonic() + (self.receipt_timeout if timeout is None else timeout)
@@ -140,10 +184,11 @@ class TxSender:
             receipt = self._receipt(pending.tx_hash)
             if receipt is not None:
                 if receipt["status"] != 1:
-                    raise self._failure(pending, receipt)
+                    raise self.failure(pending, receipt)
                 return receipt
             now = time.monotonic()
             if now >= deadline:
+                self.resync()  # the node may have lost it (a reorg, a restart): ask it again
                 raise TransactionTimeout(
                     f"{pending.call.label or 'transaction'} {pending.tx_hash.hex()} not mined after "
                     f"{self.receipt_timeout if timeout is None else timeout:.0f}s"
@@ -154,25 +199,11 @@ class TxSender:
             time.sleep(self.poll_interval)
 
     def _receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
-        """The receipt, its scalar fields in web3's types and its logs as the node sent them (web3's
-        formatting of every field of every log costs more than the call when a batch logged
-        hundreds of events; `Market.decode_logs` reads either form)."""
         reply = self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash.to_0x_hex()])
         if "error" in reply:
             raise TransactionError(f"eth_getTransactionReceipt failed: {reply['error']}")
         raw = reply.get("result")
-        if raw is None:
-            return None
-        receipt: dict[str, Any] = dict(raw)
-        for key in _RECEIPT_INTEGERS:
-            if receipt.get(key) is not None:
-                receipt[key] = int(receipt[key], 16)
-        for key in ("transactionHash", "blockHash"):
-            receipt[key] = HexBytes(receipt[key])
-        for key in ("from", "to", "contractAddress"):
-            if receipt.get(key):
-                receipt[key] = to_checksum_address(receipt[key])
-        return cast(TxReceipt, receipt)
+        return None if raw is None else format_receipt(raw)
 
     def estimate_gas(self, params: dict[str, Any]) -> int:
         """Gas for `params` with a safety margin; a revert raises the contract's named error."""
@@ -204,6 +235,11 @@ class TxSender:
             self._next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
         return self._next_nonce
 
+    @property
+    def next_nonce(self) -> int | None:
+        """The nonce the next transaction will take, if cached."""
+        return self._next_nonce
+
     def _fee_params(self) -> dict[str, int]:
         now = time.monotonic()
         if self._fees is None or now - self._fees[0] > self._fee_ttl:
@@ -225,21 +261,28 @@ class TxSender:
             return
         except TransactionNotFound:
             pass
+        self.rebroadcast(pending)
+
+    def rebroadcast(self, pending: PendingTx) -> None:
+        """Sends the signed bytes of `pending` again (the node forgot it, or a reorg took it out of
+        a block); TransactionDropped when its nonce was meanwhile used by another transaction."""
         try:
             self.w3.eth.send_raw_transaction(pending.raw)
         except Web3RPCError as exc:
             message = str(exc).lower()
             if "already" in message or "known" in message:
                 return
-            if "nonce" in message:
+            if is_nonce_error(exc):
+                self.resync()
                 raise TransactionDropped(
                     f"{pending.tx_hash.hex()} was dropped and nonce {pending.nonce} "
                     "was used by another transaction"
                 ) from exc
             raise TransactionError(f"re-broadcasting dropped {pending.tx_hash.hex()} failed: {exc}") from exc
 
-    def _failure(self, pending: PendingTx, receipt: TxReceipt) -> Exception:
-        """Replays a failed transaction at its block's parent state to recover the revert data."""
+    def failure(self, pending: PendingTx, receipt: TxReceipt) -> Exception:
+        """The error of a transaction mined with status 0: its named revert, found by replaying it
+        at its block's parent state, or a TransactionError that says what is known."""
         replay = {
             key: pending.params[key]
             for key in ("from", "to", "data", "value", "gas")

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol.hashing import ZERO_HASH
+from ..protocol.status import AssignmentStatus, JobStatus, Outcome, seat_outcome
 from ..store.projector import Projector, Row
-
-ZERO_HASH = "0x" + "00" * 32
-OUTCOMES = {4: "completed", 5: "failed"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def job_posted(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
         "id": args["jobId"], "requester": args["requester"], "token": args["token"],
         "spec_hash": args["specHash"], "reward_per_replica": args["rewardPerReplica"],
         "collateral_per_replica": args["collateralPerReplica"], "replicas": args["replicas"],
-        "status": "open", "claims": 0, "commits": 0, "reveals": 0,
+        "status": JobStatus.OPEN, "claims": 0, "commits": 0, "reveals": 0,
         "claim_deadline": args["claimDeadline"], "commit_deadline": None, "result_hash": None,
         "posted_block": ctx.block, "posted_at": ctx.timestamp, "posted_tx": ctx.tx_hash,
         "started_block": None, "started_at": None, "finished_block": None, "finished_at": None,
@@ -116,7 +115,8 @@ def job_claimed(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
     job["claims"] += 1
     p.put("jobs", job, ctx.journal_block)
     assignment = {
-        "job_id": job["id"], "provider": args["provider"], "slot": args["slot"], "status": "claimed",
+        "job_id": job["id"], "provider": args["provider"], "slot": args["slot"],
+        "status": AssignmentStatus.CLAIMED,
         "commitment": None, "result_hash": None, "outcome": None, "slashed_amount": "0",
         "claimed_block": ctx.block, "committed_block": None, "revealed_block": None,
     }  # fmt: skip
@@ -130,7 +130,7 @@ def job_claimed(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
 def job_started(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
     job = _job(p, args["jobId"])
     job.update(
-        status="running",
+        status=JobStatus.RUNNING,
         commit_deadline=args["commitDeadline"],
         started_block=ctx.block,
         started_at=ctx.timestamp,
@@ -142,24 +142,28 @@ def result_committed(p: Projector, args: dict[str, Any], ctx: EventContext) -> N
     job = _job(p, args["jobId"])
     job["commits"] += 1
     if job["commits"] == job["replicas"]:
-        job["status"] = "revealing"
+        job["status"] = JobStatus.REVEALING
     p.put("jobs", job, ctx.journal_block)
     assignment = _assignment(p, job["id"], args["provider"])
-    assignment.update(status="committed", commitment=args["commitment"], committed_block=ctx.block)
+    assignment.update(
+        status=AssignmentStatus.COMMITTED, commitment=args["commitment"], committed_block=ctx.block
+    )
     p.put("assignments", assignment, ctx.journal_block)
 
 
 def result_revealed(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
     job = _job(p, args["jobId"])
     assignment = _assignment(p, job["id"], args["provider"])
-    if assignment["status"] == "claimed":  # submitResult: commit and reveal in one step
+    if assignment["status"] == AssignmentStatus.CLAIMED:  # submitResult: commit and reveal in one step
         job["commits"] += 1
         assignment["committed_block"] = ctx.block
     job["reveals"] += 1
-    if job["status"] == "running":
-        job["status"] = "revealing"
+    if job["status"] == JobStatus.RUNNING:
+        job["status"] = JobStatus.REVEALING
     p.put("jobs", job, ctx.journal_block)
-    assignment.update(status="revealed", result_hash=args["resultHash"], revealed_block=ctx.block)
+    assignment.update(
+        status=AssignmentStatus.REVEALED, result_hash=args["resultHash"], revealed_block=ctx.block
+    )
     p.put("assignments", assignment, ctx.journal_block)
 
 
@@ -176,10 +180,10 @@ def slashed(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
 
 def job_finalized(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
     job = _job(p, args["jobId"])
-    completed = args["outcome"] == 4
+    outcome = JobStatus.from_code(args["outcome"])
     job.update(
-        status=OUTCOMES.get(args["outcome"], "failed"),
-        result_hash=args["resultHash"] if args["resultHash"] != ZERO_HASH else None,
+        status=outcome,
+        result_hash=args["resultHash"] if args["resultHash"] != ZERO_HASH.hex0x else None,
         finished_block=ctx.block,
         finished_at=ctx.timestamp,
     )
@@ -188,29 +192,28 @@ def job_finalized(p: Projector, args: dict[str, Any], ctx: EventContext) -> None
     collateral = int(job["collateral_per_replica"])
     for assignment in p.rows_where("assignments", "job_id", job["id"]):
         provider = assignment["provider"]
-        if completed:
-            outcome = "won" if provider in winners else "slashed"
-        else:
-            outcome = "returned" if assignment["status"] == "revealed" else "slashed"
-        assignment["outcome"] = outcome
+        seat = seat_outcome(
+            outcome, winner=provider in winners, revealed=assignment["status"] == AssignmentStatus.REVEALED
+        )
+        assignment["outcome"] = seat
         p.put("assignments", assignment, ctx.journal_block)
         row = _provider(p, provider, ctx)
-        if outcome == "slashed":
+        if seat is Outcome.SLASHED:
             row["jobs_slashed"] += 1  # Slashed already took the collateral (there is none when it is 0)
         else:
             _add(row, "locked", -collateral)
             _add(row, "staked", collateral)
-            if outcome == "won":
+            if seat is Outcome.WON:
                 row["jobs_completed"] += 1
         p.put("providers", row, ctx.journal_block)
 
 
 def job_cancelled(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
     job = _job(p, args["jobId"])
-    job.update(status="cancelled", finished_block=ctx.block, finished_at=ctx.timestamp)
+    job.update(status=JobStatus.CANCELLED, finished_block=ctx.block, finished_at=ctx.timestamp)
     p.put("jobs", job, ctx.journal_block)
     for assignment in p.rows_where("assignments", "job_id", job["id"]):
-        assignment["outcome"] = "cancelled"
+        assignment["outcome"] = Outcome.CANCELLED
         p.put("assignments", assignment, ctx.journal_block)
         _move_collateral(p, ctx, assignment["provider"], int(job["collateral_per_replica"]), unlock=True)
 

@@ -22,9 +22,9 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from .. import metrics
-from ..chain.events import DecodedLog, LogDecoder, checksum_address
 from ..chain.rpc import RpcClient, RpcError, RpcUnavailable
-from ..errors import MarketError
+from ..protocol.errors import MarketError
+from ..protocol.events import Event, LogDecoder, checksum_address
 from ..store.projector import Projector, prune_journal, undo_after
 from ..store.schema import Block, ChainState, RawEvent, Reorg, Transaction
 from .handlers import HANDLERS, EventContext, prefetch
@@ -230,7 +230,7 @@ class Indexer:
                 found.append(header)
         return found
 
-    def _transactions(self, decoded: list[DecodedLog]) -> list[dict[str, Any]]:
+    def _transactions(self, decoded: list[Event]) -> list[dict[str, Any]]:
         """A row per transaction of `decoded`, from its receipt (sender and gas used)."""
         blocks: dict[str, str] = {}
         for event in decoded:
@@ -260,7 +260,7 @@ class Indexer:
         first: int,
         recent: range,
         headers: dict[int, dict[str, Any]],
-        decoded: list[DecodedLog],
+        decoded: list[Event],
     ) -> None:
         for event in decoded:
             if headers[event.block_number]["hash"] != event.block_hash:
@@ -275,7 +275,7 @@ class Indexer:
     def _apply(
         self,
         connection: Connection,
-        decoded: list[DecodedLog],
+        decoded: list[Event],
         headers: dict[int, dict[str, Any]],
         final_boundary: int,
         transactions: list[dict[str, Any]],

@@ -23,8 +23,8 @@ from typing import BinaryIO, Self
 
 import anyio.to_thread
 
-from ..errors import MarketError
-from ..hashing import cid_v1
+from ..protocol.errors import MarketError
+from ..protocol.hashing import cid_v1
 
 _NOT_HEX = re.compile(r"[^0-9a-fA-F]")
 

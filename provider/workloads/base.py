@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketplace.spec import BuiltinWorkload, Limits, WasmWorkload
+from marketplace.protocol.spec import BuiltinWorkload, Limits, WasmWorkload
 
 from .deadline import Deadline
 

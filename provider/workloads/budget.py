@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marketplace.spec import Limits
+from marketplace.protocol.spec import Limits
 
 from .base import MIB
 from .errors import FuelExhausted, MemoryExceeded

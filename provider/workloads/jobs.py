@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from marketplace.spec import JobSpec, WasmWorkload
+from marketplace.protocol.spec import JobSpec, WasmWorkload
 
 from .base import Plan, Task, TaskResult
 from .builtin.planning import plan_builtin, run_builtin

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from marketplace.chain.devnet import free_port
 from marketplace.chain.rpc import RpcClient
 from marketplace.dashboard.mount import STATIC, install_dashboard
-from marketplace.hashing import canonical_json, cid_v1
 from marketplace.indexer.sync import Indexer
+from marketplace.protocol.hashing import canonical_json, cid_v1
 from marketplace.store.database import make_engine, migrate
 from tests.browser.world import COLLATERAL, World, make_app, serve
 

@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import Engine, update
 
 from marketplace.api.app import create_app
+from marketplace.api.settings import ApiSettings
 from marketplace.chain.devnet import free_port
 from marketplace.chain.rpc import RpcClient
 from marketplace.indexer.sync import Indexer
@@ -159,7 +160,9 @@ def test_the_banner_says_when_the_indexer_cannot_reach_the_chain(
     with copied_store(world, tmp_path) as engine:
         rpc = RpcClient(dead_rpc)
         indexer = Indexer(engine, rpc, world.chain.deployment.market, finality_depth=5)
-        app = create_app(engine, world.blobs, stream_poll_seconds=0.05, indexer_status=indexer.status)
+        app = create_app(
+            engine, world.blobs, ApiSettings(stream_poll_seconds=0.05), indexer_status=indexer.status
+        )
         stop = threading.Event()
         thread = threading.Thread(target=indexer.run, args=(stop,), daemon=True)
         thread.start()

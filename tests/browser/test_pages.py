@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from marketplace.hashing import cid_v1
+from marketplace.protocol.hashing import cid_v1
 from tests.browser.support import ConsoleLog, screenshot
 from tests.browser.world import COLLATERAL, World
 

@@ -1,9 +1,10 @@
 """The market the dashboard tests look at: a devnet with jobs in every state, indexed live, served.
 
-The scripted demo story (`marketplace.demo`: paid, slashed, failed, cancelled and batched jobs) plus
-a job left past its commit deadline, a running job and an open job; the demo's specs and results
-are uploaded to the blob store, as a requester and its providers would. An indexer follows the
-chain in a thread for the whole session, so a job posted by a test reaches the dashboard live.
+The scripted demo story (`marketplace.cli.demo.scripted`: paid, slashed, failed, cancelled and
+batched jobs) plus a job left past its commit deadline, a running job and an open job; the demo's
+specs and results are uploaded to the blob store, as a requester and its providers would. An
+indexer follows the chain in a thread for the whole session, so a job posted by a test reaches the
+dashboard live.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from marketplace.api.app import create_app
+from marketplace.api.settings import ApiSettings
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet
-from marketplace.chain.market import JobParams
 from marketplace.chain.rpc import RpcClient
-from marketplace.demo import COLLATERAL, ETHER, Demo, iterated_sha256
-from marketplace.hashing import canonical_json, spec_hash
+from marketplace.cli.demo.scripted import COLLATERAL, ETHER, Demo, iterated_sha256
 from marketplace.indexer.sync import Indexer
+from marketplace.protocol.hashing import canonical_json, sha256
+from marketplace.protocol.spec import spec_hash
+from marketplace.protocol.views import JobParams
 from marketplace.store.blobs import FilesystemBlobStore
 from marketplace.store.database import make_engine, migrate
 from tests.services import post_unfinished_jobs, serve
@@ -48,7 +51,7 @@ class World:
     def post_job(self, label: str, replicas: int = 1) -> int:
         """A new job from the demo's requester; returns its id once mined."""
         params = JobParams(
-            spec_hash=spec_hash({"test": label}), reward_per_replica=ETHER // 50, replicas=replicas,
+            spec_hash=sha256(f"test:{label}".encode()), reward_per_replica=ETHER // 50, replicas=replicas,
             collateral_per_replica=COLLATERAL, claim_window=3600, run_timeout=3600, reveal_window=600,
         )  # fmt: skip
         job_id, _ = self.demo.requester.post_job(params)
@@ -120,4 +123,4 @@ def build_world(directory: Path) -> Iterator[World]:
 
 
 def make_app(engine: Engine, blobs: FilesystemBlobStore) -> FastAPI:
-    return create_app(engine, blobs, stream_poll_seconds=0.05, stream_keepalive_seconds=5.0)
+    return create_app(engine, blobs, ApiSettings(stream_poll_seconds=0.05, stream_keepalive_seconds=5.0))

@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from marketplace.chain.market import Event
 from marketplace.chain.reads import MarketReader
 from marketplace.chain.rpc import RpcClient
+from marketplace.cli.sandbox import ETHER, ProviderSpec, Sandbox
 from marketplace.client import MarketplaceApi, Requester, SubmittedJob
-from marketplace.errors import JobStatus
-from marketplace.hashing import sha256
-from marketplace.sandbox import ETHER, ProviderSpec, Sandbox
+from marketplace.protocol.events import Event
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.status import JobStatus
 
 T = TypeVar("T")
 COLLATERAL = ETHER // 10

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import wasmtime
 
-from marketplace.errors import JobStatus
-from marketplace.hashing import sha256
-from marketplace.sandbox import ProviderSpec
-from marketplace.spec import parse_spec
+from marketplace.cli.sandbox import ProviderSpec
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.spec import parse_spec
+from marketplace.protocol.status import JobStatus
 from provider.state import LocalState, Stage, WorkRecord
 from provider.workloads import example_module, run_job
 from tests.e2e.conftest import COLLATERAL, REWARD, Market, builtin, eventually, open_market, wasm

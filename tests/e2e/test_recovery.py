@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from marketplace.chain.market import Event, JobParams, MarketActor
-from marketplace.errors import AssignmentStatus, JobStatus
-from marketplace.hashing import canonical_json, commitment, sha256
-from marketplace.sandbox import ProviderSpec
+from marketplace.chain.market import MarketActor
+from marketplace.cli.sandbox import ProviderSpec
+from marketplace.protocol.events import Event
+from marketplace.protocol.hashing import canonical_json, commitment, sha256
+from marketplace.protocol.status import AssignmentStatus, JobStatus
+from marketplace.protocol.views import JobParams
 from tests.e2e.conftest import COLLATERAL, REWARD, Market, builtin, eventually, open_market
 
 PROVIDERS = [ProviderSpec("alice", 4), ProviderSpec("bob", 5)]

@@ -16,8 +16,8 @@ from sqlalchemy import Engine, Table, select
 from marketplace.chain.devnet import Devnet
 from marketplace.chain.market import Market
 from marketplace.chain.rpc import RpcClient
-from marketplace.errors import AssignmentStatus, JobStatus
 from marketplace.indexer.sync import Indexer, StepResult
+from marketplace.protocol.status import AssignmentStatus, JobStatus
 from marketplace.store.database import make_engine, migrate
 from marketplace.store.schema import Base
 from tests.postgres import PostgresServer, unavailable_reason

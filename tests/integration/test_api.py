@@ -1,6 +1,6 @@
 """The REST API through real HTTP, over a database filled by really indexing a devnet market.
 
-One anvil per module runs the scripted demo market (`marketplace.demo`), plus three jobs left
+One anvil per module runs the scripted demo market (`marketplace.cli.demo.scripted`), plus three jobs left
 unfinished (one past its commit deadline, one running, one open); the indexer indexes it all
 into a SQLite file, and a uvicorn server on a loopback port serves the API over it.
 """
@@ -39,16 +39,18 @@ from marketplace.api.cache import ResponseCache
 from marketplace.api.deps import CachedReads, Database
 from marketplace.api.fast_path import JOB_ROUTE, JobDetailFastPath
 from marketplace.api.params import encode_cursor
+from marketplace.api.settings import ApiSettings
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet, free_port
-from marketplace.chain.market import ETH
 from marketplace.chain.rpc import RpcClient
+from marketplace.cli.demo.scripted import COLLATERAL, Demo
 from marketplace.client import MarketplaceApi
-from marketplace.demo import COLLATERAL, Demo
-from marketplace.errors import JobStatus
-from marketplace.hashing import cid_v1, commitment, spec_hash
 from marketplace.indexer.status import IndexerStatus, Revision
 from marketplace.indexer.sync import Indexer
+from marketplace.protocol.hashing import cid_v1, commitment
+from marketplace.protocol.spec import spec_hash
+from marketplace.protocol.status import JobStatus
+from marketplace.protocol.views import ETH
 from marketplace.store.blobs import BlobReader, FilesystemBlobStore
 from marketplace.store.database import make_engine, migrate
 from marketplace.store.schema import Job, RawEvent
@@ -108,11 +110,9 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexedMarket]:
         engine.dispose()
 
 
-def make_app(engine: Engine, blob_root: Path, **options: Any) -> FastAPI:
-    return create_app(
-        engine, FilesystemBlobStore(blob_root), max_blob_bytes=BLOB_LIMIT,
-        stream_poll_seconds=0.05, stream_keepalive_seconds=0.2, **options,
-    )  # fmt: skip
+def make_app(engine: Engine, blob_root: Path, indexer_status: IndexerStatus | None = None) -> FastAPI:
+    settings = ApiSettings(max_blob_bytes=BLOB_LIMIT, stream_poll_seconds=0.05, stream_keepalive_seconds=0.2)
+    return create_app(engine, FilesystemBlobStore(blob_root), settings, indexer_status=indexer_status)
 
 
 @dataclass

@@ -17,19 +17,18 @@ from web3 import Web3
 from web3.contract import Contract
 
 from marketplace.chain.deploy import deploy_contract
-from marketplace.chain.market import ETH, JobParams, MarketActor, TxResult, bind
+from marketplace.chain.market import MarketActor, TxResult, bind
 from marketplace.chain.sender import Call
-from marketplace.errors import (
+from marketplace.protocol.hashing import commitment
+from marketplace.protocol.reverts import (
     AlreadyClaimed,
     AssignmentNotInState,
-    AssignmentStatus,
     CancelNotAllowed,
     CommitmentMismatch,
     EnforcedPause,
     EtherRejected,
     InsufficientFreeStake,
     JobNotInState,
-    JobStatus,
     LengthMismatch,
     NotAssigned,
     NothingToWithdraw,
@@ -39,7 +38,8 @@ from marketplace.errors import (
     UnbondingNotReady,
     decode_revert,
 )
-from marketplace.hashing import commitment
+from marketplace.protocol.status import AssignmentStatus, JobStatus
+from marketplace.protocol.views import ETH, JobParams
 from tests.helpers import (
     ETHER,
     FEE_BPS,

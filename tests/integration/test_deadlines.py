@@ -18,18 +18,19 @@ from typing import Any
 
 import pytest
 
-from marketplace.chain.market import ETH, TxResult
-from marketplace.errors import (
+from marketplace.chain.market import TxResult
+from marketplace.protocol.errors import ContractRevert
+from marketplace.protocol.reverts import (
     CancelNotAllowed,
-    ContractRevert,
     DeadlinePassed,
     InvalidWindow,
     JobNotInState,
-    JobStatus,
     NothingToWithdraw,
     RevealsPending,
     UnbondingNotReady,
 )
+from marketplace.protocol.status import JobStatus
+from marketplace.protocol.views import ETH
 from tests.helpers import ETHER, PROVIDER_STAKE, Chain, commit, post, result_hash, reveal
 
 GOOD = result_hash("good")
@@ -293,7 +294,7 @@ def test_reveal_vs_finalize_around_the_reveal_deadline(chain: Chain, offset: int
         assert pending.address in outcome.closer.slashed()
         settled = outcome.closer.result
         assert settled is not None
-        final_status = JobStatus(settled.event("JobFinalized")["outcome"])
+        final_status = JobStatus.from_code(settled.event("JobFinalized")["outcome"])
         expect(
             outcome.action_after_closer,
             JobNotInState,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from marketplace.chain.devnet import ChainKind, Devnet, port_in_use, rpc
-from marketplace.errors import ChainError
+from marketplace.protocol.errors import ChainError
 
 
 def process_alive(pid: int) -> bool:

@@ -38,7 +38,7 @@ def test_three_replicas_erc20_with_a_liar(ganache_chain: Chain) -> None:
 
 
 def test_reverts_are_decoded_on_ganache(ganache_chain: Chain) -> None:
-    from marketplace.errors import NothingToWithdraw
+    from marketplace.protocol.reverts import NothingToWithdraw
 
     with pytest.raises(NothingToWithdraw):
         ganache_chain.outsider.withdraw()

@@ -26,14 +26,16 @@ from sqlalchemy import select
 from marketplace.api.app import create_app
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet
-from marketplace.chain.market import ETH, Event, JobParams, MarketActor, bind, encode_call
+from marketplace.chain.market import MarketActor, bind, encode_call
 from marketplace.chain.rpc import RpcClient
 from marketplace.chain.sender import Call
-from marketplace.demo import Demo
-from marketplace.errors import JobStatus
-from marketplace.hashing import commitment
+from marketplace.cli.demo.scripted import Demo
 from marketplace.indexer.handlers import HANDLERS
 from marketplace.indexer.sync import ChainMoved, Indexer, IndexerError, ReorgTooDeep
+from marketplace.protocol.events import Event
+from marketplace.protocol.hashing import commitment
+from marketplace.protocol.status import JobStatus
+from marketplace.protocol.views import ETH, JobParams
 from marketplace.store.blobs import FilesystemBlobStore
 from marketplace.store.schema import Assignment, Job, Provider, RawEvent
 from tests.helpers import ETHER, result_hash, salt_for
@@ -163,9 +165,7 @@ def test_every_event_kind_is_projected_as_the_chain_sees_it(demo_world: World, d
             RawEvent.job_id,
         )
         stored = connection.execute(select(*columns).order_by(RawEvent.position)).all()
-    expected = [
-        (e.block_number, e.log_index, e.name, "0x" + e.tx_hash.hex(), e.args.get("jobId")) for e in logs
-    ]
+    expected = [(e.block_number, e.log_index, e.name, e.tx_hash, e.args.get("jobId")) for e in logs]
     assert [tuple(row) for row in stored] == expected
     assert {e.name for e in logs} >= {*HANDLERS, "BatchItemSkipped"}, "the scenario misses an event kind"
 

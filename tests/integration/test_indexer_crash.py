@@ -18,9 +18,10 @@ from sqlalchemy import Engine, func, select
 
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet
-from marketplace.chain.market import ETH, JobParams, MarketActor, bind, encode_call
+from marketplace.chain.market import MarketActor, bind, encode_call
 from marketplace.chain.rpc import RpcClient
-from marketplace.hashing import commitment
+from marketplace.protocol.hashing import commitment
+from marketplace.protocol.views import ETH, JobParams
 from marketplace.store.schema import ChainState, RawEvent
 from tests.helpers import ETHER, salt_for
 from tests.integration.conftest import Databases, assert_same_store

@@ -47,9 +47,11 @@ from web3 import Web3
 from web3.contract import Contract
 
 from marketplace.chain.devnet import Devnet
-from marketplace.chain.market import ETH, JobParams, MarketActor, TxResult
-from marketplace.errors import ContractRevert, JobStatus
-from marketplace.hashing import commitment
+from marketplace.chain.market import MarketActor, TxResult
+from marketplace.protocol.errors import ContractRevert
+from marketplace.protocol.hashing import commitment
+from marketplace.protocol.status import JobStatus
+from marketplace.protocol.views import ETH, JobParams
 from tests.helpers import UNBONDING, Base, Chain, build_chain, result_hash, salt_for
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "30"))  # ~100 s on two cores: web3 sends most of it
@@ -202,7 +204,7 @@ class BookReader:
             (view,) = codec.decode(self.job_types, next(raw))
             jobs[job_id] = JobRow(
                 token=to_checksum_address(view[1]),
-                status=JobStatus(view[2]),
+                status=JobStatus.from_code(view[2]),
                 replicas=view[3],
                 claims=view[4],
                 deadline=view[7],
@@ -236,7 +238,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.snapshot = devnet.snapshot()
         self.chain = build_chain(devnet, base)
         chain = self.chain
-        assert chain.market.stake_token() == ETH
+        assert chain.market.stake_token == ETH
         self.tokens = [ETH, chain.token.address, chain.fot.address]
         self.fot_fee_bps = int(chain.fot.functions.FEE_BPS().call())
         # One actor per account (each has its own nonce cache): 0 owner, 1 treasury, 2-3 requesters,
@@ -297,7 +299,7 @@ class MarketMachine(RuleBasedStateMachine):
             elif ev.name == "ResultRevealed":
                 self.revealed.add((ev["jobId"], ev["provider"]))
             elif ev.name == "JobFinalized":
-                self._note(f"settled: {JobStatus(ev['outcome'])}")
+                self._note(f"settled: {JobStatus.from_code(ev['outcome'])}")
             elif ev.name in ("Slashed", "BatchItemSkipped", "JobCancelled", "Withdrawn"):
                 self._note(ev.name)
             elif ev.name == "Credited":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.chain.market import ETH
-from marketplace.errors import AssignmentStatus, JobStatus
+from marketplace.protocol.status import AssignmentStatus, JobStatus
+from marketplace.protocol.views import ETH
 from tests.helpers import (
     ETHER,
     FEE_BPS,
@@ -257,7 +257,7 @@ def test_unstake_waits_for_the_unbonding_period(chain: Chain) -> None:
 
 
 def test_batch_forms_settle_many_jobs(chain: Chain) -> None:
-    from marketplace.chain.market import JobParams
+    from marketplace.protocol.views import JobParams
 
     provider = chain.providers[0]
     params = [JobParams(spec_hash=bytes([i]) * 32, reward_per_replica=ETHER) for i in range(1, 6)]
@@ -284,7 +284,7 @@ def test_batch_claim_skips_jobs_taken_by_a_faster_provider(chain: Chain) -> None
 
 
 def test_batch_commit_reveal_and_finalize(chain: Chain) -> None:
-    from marketplace.hashing import commitment
+    from marketplace.protocol.hashing import commitment
     from tests.helpers import salt_for
 
     providers = chain.providers[:3]

@@ -18,9 +18,9 @@ import pytest
 from marketplace.chain.bootstrap import DevnetMarket, setup_devnet_market
 from marketplace.chain.devnet import Devnet, free_port
 from marketplace.chain.market import MarketActor
+from marketplace.cli.demo.scripted import iterated_sha256
 from marketplace.client import MarketplaceApi
-from marketplace.demo import iterated_sha256
-from marketplace.hashing import sha256
+from marketplace.protocol.hashing import sha256
 
 REQUESTER = 2
 PROVIDER = 4

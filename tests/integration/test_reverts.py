@@ -18,16 +18,16 @@ from eth_utils import to_checksum_address
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from marketplace.chain.deploy import deploy_contract, deploy_market
-from marketplace.chain.market import ETH, JobParams, Market, MarketActor, bind
+from marketplace.chain.market import Market, MarketActor, bind
 from marketplace.chain.sender import Call, as_revert
-from marketplace.errors import (
+from marketplace.protocol.errors import ContractRevert
+from marketplace.protocol.hashing import commitment
+from marketplace.protocol.reverts import (
     AlreadyClaimed,
     AmountTooLarge,
     AssignmentNotInState,
-    AssignmentStatus,
     CancelNotAllowed,
     CommitmentMismatch,
-    ContractRevert,
     DeadlinePassed,
     EmptyCommitment,
     EnforcedPause,
@@ -39,7 +39,6 @@ from marketplace.errors import (
     InvalidReplicas,
     InvalidWindow,
     JobNotInState,
-    JobStatus,
     LengthMismatch,
     NotAssigned,
     NothingToWithdraw,
@@ -58,7 +57,8 @@ from marketplace.errors import (
     ZeroAmount,
     decode_revert,
 )
-from marketplace.hashing import commitment
+from marketplace.protocol.status import AssignmentStatus, JobStatus
+from marketplace.protocol.views import ETH, JobParams
 from tests.helpers import ETHER, PROVIDER_STAKE, Chain, commit, post, result_hash, reveal, salt_for
 
 GOOD = result_hash("good")
@@ -1002,10 +1002,10 @@ def test_erc20_stake_rejects_ether_and_amounts_above_96_bits(chain: Chain) -> No
     with reverts(WrongEtherAmount, expected=0, sent=1):
         staker.send(market.call("stake", ETHER, value=1))
     with reverts(AmountTooLarge, amount=2**96, max=UINT96_MAX):
-        staker.stake(2**96, native=False)
-    staker.stake(UINT96_MAX, native=False)
+        staker.stake(2**96)
+    staker.stake(UINT96_MAX)
     with reverts(AmountTooLarge, amount=2**96, max=UINT96_MAX):
-        staker.stake(1, native=False)
+        staker.stake(1)
     assert market.provider(provider.address).free_stake == UINT96_MAX
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from marketplace.chain.market import MarketActor
 from marketplace.chain.sender import Call, TxSender
-from marketplace.errors import TransactionTimeout
+from marketplace.protocol.errors import TransactionTimeout
 from tests.helpers import Chain, post
 
 
@@ -65,7 +65,7 @@ def test_wait_times_out_when_nothing_is_mined(chain: Chain) -> None:
 
 
 def test_revert_at_estimation_consumes_no_nonce(chain: Chain) -> None:
-    from marketplace.errors import NotRegistered
+    from marketplace.protocol.reverts import NotRegistered
 
     job_id = post(chain)
     actor = MarketActor(chain.market, TxSender(chain.w3, chain.devnet.accounts[9]))
@@ -78,7 +78,7 @@ def test_revert_at_estimation_consumes_no_nonce(chain: Chain) -> None:
 
 
 def test_revert_when_mined_is_decoded_from_a_replay(chain: Chain) -> None:
-    from marketplace.errors import JobNotInState
+    from marketplace.protocol.reverts import JobNotInState
 
     job_id = post(chain)
     first, second = chain.providers[0], chain.providers[1]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketplace.hashing import cid_v1
+from marketplace.protocol.hashing import cid_v1
 from marketplace.store.blobs import (
     BlobInfo,
     BlobNotFound,

@@ -6,14 +6,16 @@ import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
 
-from marketplace import errors
-from marketplace.errors import AssignmentStatus, ContractRevert, JobStatus, decode_revert
+from marketplace.protocol import errors, reverts
+from marketplace.protocol.errors import ContractRevert
+from marketplace.protocol.reverts import decode_revert
+from marketplace.protocol.status import AssignmentStatus, JobStatus
 
 
 def test_custom_error_with_enum_fields() -> None:
     data = selector("JobNotInState(uint256,uint8,uint8)") + encode(["uint256", "uint8", "uint8"], [7, 2, 1])
     exc = decode_revert(data)
-    assert isinstance(exc, errors.revert_class("JobNotInState"))
+    assert isinstance(exc, reverts.revert_class("JobNotInState"))
     assert isinstance(exc, ContractRevert)
     assert exc.jobId == 7
     assert exc.current is JobStatus.RUNNING
@@ -32,7 +34,7 @@ def test_assignment_enum_and_address_fields() -> None:
 
 
 def test_module_attribute_resolves_error_classes() -> None:
-    from marketplace.errors import InsufficientFreeStake
+    from marketplace.protocol.reverts import InsufficientFreeStake
 
     data = selector("InsufficientFreeStake(address,uint256,uint256)") + encode(
         ["address", "uint256", "uint256"], ["0x" + "01" * 20, 5, 3]
@@ -69,4 +71,4 @@ def test_malformed_arguments_are_unknown() -> None:
 
 def test_unknown_error_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError):
-        errors.revert_class("NoSuchError")
+        reverts.revert_class("NoSuchError")

@@ -12,7 +12,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.chain.events import LogDecoder
+from marketplace.protocol.events import LogDecoder
 
 
 def event(name: str, *inputs: tuple[str, str, bool]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from eth_utils import keccak, to_canonical_address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.hashing import canonical_json, cid_v1, commitment, spec_hash
+from marketplace.protocol.hashing import Hash32, canonical_json, cid_v1, commitment, sha256
+from marketplace.protocol.spec import parse_spec, spec_hash
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda raw: "0x" + raw.hex())
 words = st.binary(min_size=32, max_size=32)
@@ -22,9 +23,35 @@ def test_canonical_json_sorts_keys_and_drops_whitespace() -> None:
     )
 
 
+SPEC = {"workload": {"kind": "builtin", "name": "iterated-sha256"}, "args": {"seed": "s", "rounds": 3},
+        "limits": {"fuel": 3, "memory_mb": 16, "timeout_s": 60}}  # fmt: skip
+
+
 def test_spec_hash_ignores_key_order() -> None:
-    assert spec_hash({"x": 1, "y": 2}) == spec_hash({"y": 2, "x": 1})
-    assert spec_hash({"x": 1}) == hashlib.sha256(b'{"x":1}').digest()
+    assert spec_hash(SPEC) == spec_hash(dict(reversed(list(SPEC.items()))))
+
+
+def test_spec_hash_is_one_definition_with_defaults_filled_in() -> None:
+    """A spec that leaves `inputs` out hashes as the spec that writes the default, and as the
+    canonical bytes a requester uploads."""
+    written = {**SPEC, "inputs": []}
+    assert spec_hash(SPEC) == spec_hash(written) == sha256(parse_spec(SPEC).canonical_bytes())
+    assert (
+        spec_hash(SPEC)
+        == hashlib.sha256(canonical_json(parse_spec(written).model_dump(mode="json"))).digest()
+    )
+
+
+def test_hash32_has_one_text_form_and_a_blob_address() -> None:
+    value = sha256(b"x")
+    assert isinstance(value, bytes) and len(value) == 32
+    assert value.hex0x == "0x" + hashlib.sha256(b"x").hexdigest()
+    assert value.digest == hashlib.sha256(b"x").hexdigest()
+    assert Hash32.from_hex(value.hex0x) == Hash32.from_hex(value.digest) == value
+    with pytest.raises(ValueError, match="32 bytes"):
+        Hash32(b"short")
+    with pytest.raises(ValueError, match="not a 32-byte hash"):
+        Hash32.from_hex("0x1234")
 
 
 def test_cid_of_empty_blob_matches_ipfs() -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from wasmtime import wat2wasm
 
-from marketplace.hashing import sha256
-from marketplace.spec import JobSpec, parse_spec
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.spec import JobSpec, parse_spec
 from provider.workloads import (
     ForbiddenImport,
     FuelExhausted,

@@ -8,8 +8,8 @@ from itertools import groupby
 
 import pytest
 
-from marketplace.hashing import sha256
-from marketplace.spec import parse_spec
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.spec import parse_spec
 from provider.workloads import TaskResult, example_module, example_names, plan, run_job
 from provider.workloads.modules import example_source
 from provider.workloads.wasm.engine import new_engine

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from marketplace.hashing import sha256
-from marketplace.spec import JobSpec, parse_spec
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.spec import JobSpec, parse_spec
 from provider.errors import ProviderError
 from provider.workloads import (
     ForbiddenImport,
@@ -153,7 +153,7 @@ def test_plan_refuses_a_fuel_limit_one_below_the_cost(
 
 
 def test_demo_job_spec_fits_its_own_limits() -> None:
-    # marketplace.demo posts iterated-sha256 with fuel = rounds and 16 MiB: it must be claimable.
+    # the scripted demo posts iterated-sha256 with fuel = rounds and 16 MiB: it must be claimable.
     spec, blobs = builtin_spec("iterated-sha256", {"seed": "demo-1", "rounds": 1000}, fuel=1000, memory_mb=16)
     assert plan(spec, blobs).fuel_estimate == 1000
 

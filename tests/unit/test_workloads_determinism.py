@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from marketplace.hashing import sha256
-from marketplace.spec import parse_spec
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.spec import parse_spec
 from provider.workloads import example_module, run_job
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,8 +61,8 @@ CASES = [
 # Runs each case and prints [sha256 of the result, fuel used] per case.
 CHILD = """
 import json, sys
-from marketplace.hashing import sha256
-from marketplace.spec import parse_spec
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.spec import parse_spec
 from provider.workloads import run_job
 answers = []
 for item in json.load(sys.stdin):

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from marketplace.demo import iterated_sha256
-from marketplace.hashing import sha256
-from marketplace.spec import JobSpec, parse_spec
+from marketplace.cli.demo.scripted import iterated_sha256
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.spec import JobSpec, parse_spec
 from provider.workloads import InvalidArguments, InvalidInput, plan, run_job
 from provider.workloads.builtin import matrix_multiply, monte_carlo
 from provider.workloads.builtin.splitmix import output as splitmix

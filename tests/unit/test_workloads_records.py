@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from marketplace.hashing import sha256
-from marketplace.spec import JobSpec, parse_spec
+from marketplace.protocol.hashing import sha256
+from marketplace.protocol.spec import JobSpec, parse_spec
 from provider.workloads import InvalidArguments, InvalidInput, plan, run_job, run_task
 
 

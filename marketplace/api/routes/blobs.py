@@ -14,9 +14,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from ...store.blobs import BlobNotFound, BlobReader, BlobStore, BlobTooLarge, normalize_digest
-from ..deps import ApiSettings, BlobsDep, SettingsDep
+from ..deps import BlobsDep, SettingsDep
 from ..errors import BadRequest
 from ..schemas import Blob, BlobBatch, BlobQuery, Error, FoundBlobs, StoredBlobs
+from ..settings import ApiSettings
 
 router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
 SMALL_BLOB = 64 * 1024  # answered in one read (GET), inline in a query

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from ...protocol.status import JobStatus
 from .. import queries
 from ..deps import CachedReadsDep, DatabaseDep
 from ..params import Address, Cursor, JobIdPath, Limit, decode_job_cursor, encode_cursor
 from ..responses import JsonBytes
-from ..schemas import Error, JobDetail, JobPage, JobState
+from ..schemas import Error, JobDetail, JobPage
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 @router.get("", summary="Jobs, newest first, filtered and paged", responses={400: {"model": Error}})
 async def list_jobs(
     db: DatabaseDep,
-    status: Annotated[JobState | None, Query(description="effective status")] = None,
+    status: Annotated[JobStatus | None, Query(description="effective status")] = None,
     requester: Annotated[Address | None, Query(description="posted by this address")] = None,
     provider: Annotated[Address | None, Query(description="this provider holds a slot")] = None,
     token: Annotated[Address | None, Query(description="paid in this token (0x0…0: ETH)")] = None,

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from marketplace.hashing import canonical_json
+from marketplace.protocol.hashing import canonical_json
 
 from ..base import WorkloadInfo
 from ..deadline import Deadline

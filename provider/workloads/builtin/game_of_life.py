@@ -16,7 +16,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from marketplace.hashing import canonical_json
+from marketplace.protocol.hashing import canonical_json
 
 from ..deadline import Deadline
 from ..errors import InvalidInput

@@ -22,7 +22,7 @@ class IteratedSha256Args(Args):
 
 
 def iterated_sha256(seed: str, rounds: int, deadline: Deadline) -> bytes:
-    """d = seed.encode(); then `rounds` times d = sha256(d). Same bytes as marketplace.demo's."""
+    """d = seed.encode(); then `rounds` times d = sha256(d). Same bytes as marketplace.cli.demo.scripted's."""
     digest = seed.encode()
     sha256 = hashlib.sha256
     done = 0

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from marketplace.spec import BuiltinWorkload, JobSpec
+from marketplace.protocol.spec import BuiltinWorkload, JobSpec
 
 from ..base import Plan, Task, TaskResult
 from ..budget import require_fuel, require_memory

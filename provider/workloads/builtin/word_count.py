@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from marketplace.hashing import canonical_json
+from marketplace.protocol.hashing import canonical_json
 
 from ..deadline import Deadline
 from ..errors import InvalidInput

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from marketplace.hashing import canonical_json
+from marketplace.protocol.hashing import canonical_json
 
 from ..errors import InvalidArguments, InvalidInput
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wasmtime import Caller, Engine, FuncType, Linker, Memory, Store, ValType
 
-from marketplace.spec import Limits
+from marketplace.protocol.spec import Limits
 
 from ..base import MIB
 from . import abi

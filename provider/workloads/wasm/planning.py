@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from marketplace.spec import JobSpec, WasmWorkload
+from marketplace.protocol.spec import JobSpec, WasmWorkload
 
 from ..base import Plan, Task
 from ..budget import require_memory

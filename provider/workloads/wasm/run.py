@@ -6,7 +6,7 @@ import threading
 
 from wasmtime import Func, Memory, Store, Trap, TrapCode, WasmtimeError
 
-from marketplace.spec import WasmWorkload
+from marketplace.protocol.spec import WasmWorkload
 
 from ..base import MIB, Task, TaskResult
 from ..deadline import Deadline

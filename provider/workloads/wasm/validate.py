@@ -18,7 +18,7 @@ from wasmtime import (
     WasmtimeError,
 )
 
-from marketplace.spec import Limits
+from marketplace.protocol.spec import Limits
 
 from ..errors import ForbiddenImport, InvalidModule, MemoryExceeded, WorkloadError
 from . import abi

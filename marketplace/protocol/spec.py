@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .errors import MarketError
-from .hashing import canonical_json, sha256
+from .hashing import Hash32, canonical_json, sha256
 
 Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A SHA-256 digest as 64 lowercase hex characters, without 0x (how blobs are addressed)."""
@@ -62,9 +62,14 @@ class JobSpec(_Model):
         return canonical_json(self.model_dump(mode="json"))
 
     @property
+    def hash(self) -> Hash32:
+        """SHA-256 of `canonical_bytes()`: the job's `specHash`."""
+        return sha256(self.canonical_bytes())
+
+    @property
     def digest(self) -> str:
-        """SHA-256 of `canonical_bytes()` as hex: the spec blob's address and the job's `specHash`."""
-        return sha256(self.canonical_bytes()).hex()
+        """`hash` as the spec blob's address (bare hex)."""
+        return self.hash.digest
 
     def blobs(self) -> list[str]:
         """Every blob the job needs: the module of a WebAssembly workload, then the inputs."""
@@ -88,3 +93,9 @@ def parse_spec(data: bytes | str | dict[str, Any]) -> JobSpec:
             for error in exc.errors()
         )
         raise InvalidSpec(f"invalid job spec: {problems}") from None
+
+
+def spec_hash(document: bytes | str | dict[str, Any]) -> Hash32:
+    """The `specHash` of a job spec: SHA-256 of its canonical bytes, defaults filled in. The one
+    definition: a spec that leaves a default out hashes as the spec that writes it."""
+    return parse_spec(document).hash

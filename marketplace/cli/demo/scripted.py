@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from ..chain.bootstrap import DevnetMarket, setup_devnet_market
-from ..chain.devnet import ChainKind, Devnet
-from ..chain.market import ETH, JobParams, Market, MarketActor, TxResult, bind, encode_call
-from ..chain.sender import Call, TxSender
-from ..errors import JobStatus
-from ..hashing import commitment, sha256, spec_hash
+from ...chain.bootstrap import DevnetMarket, setup_devnet_market
+from ...chain.devnet import ChainKind, Devnet
+from ...chain.market import Market, MarketActor, TxResult, bind, encode_call
+from ...chain.sender import Call, TxSender
+from ...protocol.hashing import commitment, sha256
+from ...protocol.spec import spec_hash
+from ...protocol.status import JobStatus
+from ...protocol.views import ETH, JobParams
 
 ETHER = 10**18
 STAKE = 5 * ETHER
@@ -159,7 +161,7 @@ class Demo:
         finalized = result.named("JobFinalized")
         if finalized:
             event = finalized[0]
-            job.outcome = JobStatus(event["outcome"])
+            job.outcome = JobStatus.from_code(event["outcome"])
             raw_hash = bytes(event["resultHash"])
             job.result_hash = raw_hash if any(raw_hash) else b""  # a failed job has no result
             job.winners = list(event["winners"])
@@ -248,7 +250,7 @@ class Demo:
         settled = self.bob.submit_results(job_ids, [job.honest_result() for job in batch])
         per_job = (posted.gas_used + claimed.gas_used + settled.gas_used) // len(batch)
         for job, event in zip(batch, settled.named("JobFinalized"), strict=True):
-            job.outcome = JobStatus(event["outcome"])
+            job.outcome = JobStatus.from_code(event["outcome"])
             job.result_hash = bytes(event["resultHash"])
             job.winners = list(event["winners"])
             job.gas = per_job

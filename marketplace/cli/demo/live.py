@@ -26,16 +26,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..chain.devnet import ChainKind
-from ..chain.market import ETH, MarketActor, bind, encode_call
-from ..client import ClientError, MarketplaceApi, Requester
-from ..errors import MarketError
-from ..hashing import sha256
+from ...chain.devnet import ChainKind
+from ...chain.market import MarketActor, bind, encode_call
+from ...client import ClientError, MarketplaceApi, Requester
+from ...protocol.errors import MarketError
+from ...protocol.hashing import sha256
+from ...protocol.status import TERMINAL_JOB_STATUSES
+from ...protocol.views import ETH
 from ..sandbox import ETHER, ProviderSpec, Sandbox
 
 DEFAULT_JOBS = 24
 COLLATERAL = ETHER // 10
-TERMINAL = {"completed", "failed", "cancelled"}
 SETTLE_TIMEOUT = 150.0
 
 
@@ -199,12 +200,13 @@ class LiveDemo:
             }
             while True:
                 self.refresh()
-                done = sum(job.status in TERMINAL for job in self.jobs)
+                done = sum(job.status in TERMINAL_JOB_STATUSES for job in self.jobs)
                 progress.update(settled, completed=done)
                 claimed = sum(
-                    len(job.assignments) == job.kind.replicas or job.status in TERMINAL for job in self.jobs
+                    len(job.assignments) == job.kind.replicas or job.status in TERMINAL_JOB_STATUSES
+                    for job in self.jobs
                 )
-                committed = sum(job.status in ("revealing", *TERMINAL) for job in self.jobs)
+                committed = sum(job.status in ("revealing", *TERMINAL_JOB_STATUSES) for job in self.jobs)
                 progress.update(stages["claimed"], completed=claimed)
                 progress.update(stages["committed"], completed=committed)
                 if done == len(self.jobs) or time.monotonic() > deadline:
@@ -212,7 +214,7 @@ class LiveDemo:
                 time.sleep(0.5)
 
     def refresh(self) -> None:
-        pending = {job.job_id: job for job in self.jobs if job.status not in TERMINAL}
+        pending = {job.job_id: job for job in self.jobs if job.status not in TERMINAL_JOB_STATUSES}
         if not pending:
             return
         with contextlib.suppress(ClientError):
@@ -248,7 +250,7 @@ class LiveDemo:
         """Each completed job's result: downloaded, checked against the on-chain hash, recomputed."""
         from provider.workloads import run_job
 
-        from ..spec import parse_spec
+        from ...protocol.spec import parse_spec
 
         for job in self.jobs:
             if job.status != "completed":

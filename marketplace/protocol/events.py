@@ -1,19 +1,20 @@
-"""Fast decoding of raw ComputeMarket logs (JSON-RPC dicts) into JSON-ready event arguments.
+"""ComputeMarket's events: their topics, and fast decoding of raw logs (JSON-RPC dicts).
 
-uint256 amounts become decimal strings (JSON numbers lose precision past 2**53); ids, counts and
-enums stay integers; addresses are checksummed; bytes32 become 0x-prefixed hex.
+By default values come JSON-ready: uint256 amounts as decimal strings (JSON numbers lose precision
+past 2**53); ids, counts and enums as integers; addresses checksummed; bytes32 as 0x-prefixed hex.
+`native` decoding gives them as web3 does: integers and bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
-from .. import artifacts
+from . import artifacts
 
 # uint256 fields that are identifiers or times rather than amounts: plain JSON integers.
 _INTEGER_FIELDS = {"jobId", "claimDeadline", "commitDeadline", "readyAt"}
@@ -78,14 +79,34 @@ def _sliced(layout: tuple[tuple[str, str, bool], ...], data: bytes, native: bool
 
 
 @dataclass(frozen=True)
-class DecodedLog:
+class Event:
+    """One decoded ComputeMarket event and where the chain put it (hashes as 0x-hex)."""
+
     name: str
     args: dict[str, Any]
     block_number: int
     block_hash: str
     tx_hash: str
     log_index: int
-    removed: bool
+    removed: bool = False
+
+    def __getitem__(self, key: str) -> Any:
+        return self.args[key]
+
+
+@cache
+def topics() -> dict[str, str]:
+    """Event name -> its topic (0x-hex), for every event of ComputeMarket."""
+    return {
+        entry["name"]: "0x" + event_abi_to_log_topic(entry).hex()  # type: ignore[arg-type]
+        for entry in artifacts.market_abi()
+        if entry["type"] == "event"
+    }
+
+
+def topic(name: str) -> str:
+    """The topic of ComputeMarket's event `name`."""
+    return topics()[name]
 
 
 @lru_cache(maxsize=65_536)
@@ -112,7 +133,7 @@ class LogDecoder:
 
     def __init__(self, abi: list[dict[str, Any]] | None = None, *, native: bool = False) -> None:
         self.native = native
-        abi = abi if abi is not None else artifacts.load("ComputeMarket").abi
+        abi = abi if abi is not None else artifacts.market_abi()
         self._specs: dict[str, EventSpec] = {}
         for entry in abi:
             if entry["type"] != "event":
@@ -128,7 +149,7 @@ class LogDecoder:
                 raise ValueError(f"{spec.name} has an indexed dynamic field, which cannot be decoded")
             self._specs[topic] = spec
 
-    def decode(self, log: dict[str, Any]) -> DecodedLog | None:
+    def decode(self, log: dict[str, Any]) -> Event | None:
         """The decoded log, or None when its topic is not one of the ABI's events."""
         topics = log["topics"]
         spec = self._specs.get(topics[0]) if topics else None
@@ -146,7 +167,7 @@ class LogDecoder:
                 values = abi_decode([type_ for _, type_ in spec.data], data)
                 for (name, type_), value in zip(spec.data, values, strict=True):
                     args[name] = _jsonable(name, type_, value, self.native)
-        return DecodedLog(
+        return Event(
             name=spec.name,
             args=args,
             block_number=int(log["blockNumber"], 16),

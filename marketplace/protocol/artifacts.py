@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from .errors import MarketError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+class ArtifactSettings(BaseSettings):
+    """Where the artifacts live: $CMARKET_ARTIFACTS, else the repository's contracts/build."""
+
+    model_config = SettingsConfigDict(env_prefix="CMARKET_", extra="ignore")
+
+    artifacts: Path = Field(REPO_ROOT / "contracts" / "build", description="compiled contract artifacts")
+
+
+@cache
 def build_dir() -> Path:
-    """Where artifacts live: $CMARKET_ARTIFACTS, else the repository's contracts/build."""
-    return Path(os.environ.get("CMARKET_ARTIFACTS", REPO_ROOT / "contracts" / "build"))
+    return ArtifactSettings().artifacts
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,13 @@ class Artifact:
     bytecode: str
     deployed_bytecode: str
     compiler_version: str
+
+    def entry(self, kind: str, name: str) -> dict[str, Any]:
+        """The ABI entry of the function, event or error called `name`."""
+        for entry in self.abi:
+            if entry["type"] == kind and entry.get("name") == name:
+                return entry
+        raise KeyError(f"{self.name} has no {kind} {name}")
 
 
 @cache
@@ -48,3 +65,8 @@ def load(name: str) -> Artifact:
 @cache
 def all_names() -> tuple[str, ...]:
     return tuple(sorted(path.stem for path in build_dir().glob("*.json")))
+
+
+def market_abi() -> list[dict[str, Any]]:
+    """ComputeMarket's ABI."""
+    return load("ComputeMarket").abi

@@ -21,9 +21,9 @@ from types import TracebackType
 
 import httpx
 
-from .chain.bootstrap import DevnetMarket, setup_devnet_market
-from .chain.devnet import ChainKind, Devnet, free_port
-from .errors import MarketError
+from ..chain.bootstrap import DevnetMarket, setup_devnet_market
+from ..chain.devnet import ChainKind, Devnet, free_port
+from ..protocol.errors import MarketError
 
 ETHER = 10**18
 # Ray on loopback only (its default is the machine's public address), with token authentication.

@@ -8,7 +8,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from .errors import MarketError
+from ..protocol.errors import MarketError
 
 
 class BadKey(MarketError):

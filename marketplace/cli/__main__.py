@@ -1,0 +1,5 @@
+"""`python -m marketplace.cli`: the same as `cmarket`."""
+
+from . import main
+
+main()

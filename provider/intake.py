@@ -1,0 +1,292 @@
+"""Intake: the open jobs a provider hears of, fetched, planned and judged by its policy, until it
+claims them or lets them go.
+
+Job ids come from the feed (the marketplace's event stream, or the chain's logs while the
+marketplace is away), each checked against its own JobPosted log. Specs and blobs are fetched in
+a small thread pool, a batch request at a time, verified against their digests and planned; the
+claim round then picks the jobs that are due, planned, accepted and within capacity.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
+
+from marketplace.chain.reads import MarketReader
+from marketplace.client import ClientError, MarketplaceApi
+from marketplace.protocol.errors import MarketError
+from marketplace.protocol.hashing import Hash32
+from marketplace.protocol.spec import InvalidSpec, JobSpec, parse_spec
+from marketplace.protocol.status import JobStatus
+from marketplace.protocol.views import PostedJob
+
+from .byzantine import Behaviour
+from .config import ProviderConfig
+from .feed import JobFeed
+from .metrics import ProviderMetrics
+from .policy import Capacity, Refusal, claim_now, refuse_before_fetching, refuse_plan, rendezvous_rank
+from .workloads import Plan, WorkloadError, plan
+
+log = logging.getLogger("cmarket.provider")
+
+FETCH_RETRY_SECONDS = 2.0
+PREPARE_WAIT_SECONDS = 0.25
+LEFTOVER_CHECK_SECONDS = 1.0
+PROVIDERS_REFRESH_SECONDS = 10.0
+BLOB_CACHE_BYTES = 256 * 1024 * 1024
+
+Prepared = tuple[JobSpec, Plan] | Refusal
+
+
+@dataclass
+class Candidate:
+    """An open job the provider heard of and is considering."""
+
+    job_id: int
+    seen_at: float
+    posted: PostedJob
+    spec: JobSpec | None = None
+    plan: Plan | None = None
+    retry_at: float = 0.0
+    checked_at: float = 0.0  # when its on-chain state was last read
+
+
+@dataclass
+class BlobCache:
+    """Verified blobs by digest, least recently used dropped beyond `max_bytes` (specs and modules
+    are shared by many jobs)."""
+
+    max_bytes: int
+    _blobs: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    _size: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get_many(
+        self, digests: Iterable[str], fetch: Callable[[list[str]], dict[str, bytes]]
+    ) -> dict[str, bytes]:
+        """The blobs held, fetching the missing ones with one call; one not found is left out."""
+        wanted = list(dict.fromkeys(digests))
+        with self._lock:
+            found = {digest: self._blobs[digest] for digest in wanted if digest in self._blobs}
+            for digest in found:
+                self._blobs.move_to_end(digest)
+        missing = [digest for digest in wanted if digest not in found]
+        if missing:
+            fetched = fetch(missing)
+            found.update(fetched)
+            with self._lock:
+                for digest, data in fetched.items():
+                    if digest not in self._blobs:
+                        self._blobs[digest] = data
+                        self._size += len(data)
+                while self._size > self.max_bytes and len(self._blobs) > 1:
+                    _, dropped = self._blobs.popitem(last=False)
+                    self._size -= len(dropped)
+        return found
+
+
+class Intake:
+    def __init__(
+        self,
+        config: ProviderConfig,
+        address: str,
+        feed: JobFeed,
+        reader: MarketReader,
+        api: MarketplaceApi,
+        behaviour: Behaviour,
+        metrics: ProviderMetrics,
+    ) -> None:
+        self.config = config
+        self.address = address
+        self.feed = feed
+        self.reader = reader
+        self.api = api
+        self.behaviour = behaviour
+        self.metrics = metrics
+        self.blobs = BlobCache(BLOB_CACHE_BYTES)
+        self.candidates: dict[int, Candidate] = {}
+        self.refused: set[int] = set()
+        self._preparing: dict[int, Future[dict[int, Prepared]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fetch")
+        self._providers: tuple[float, list[str]] = (0.0, [])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ── hearing of jobs ──
+
+    def hear(self, known: Callable[[set[int]], set[int]]) -> bool:
+        """Takes in the jobs the feed suggested (minus `known` ones); whether there were any."""
+        for job_id in self.feed.drain_full() & self.candidates.keys():
+            self.drop(job_id)  # every slot was taken: nothing to claim
+        fresh = self.feed.drain()
+        if not self.feed.api_up:
+            self.feed.poll_chain()
+            fresh |= self.feed.drain()
+        fresh -= self.candidates.keys() | self.refused
+        fresh -= known(fresh)
+        if not fresh:
+            return False
+        posted = self.reader.posted(fresh)
+        now = time.monotonic()
+        for job_id in fresh:
+            job = posted.get(job_id)
+            if job is None:
+                continue  # not (or no longer) on this chain: the suggestion was wrong or reorged
+            refusal = refuse_before_fetching(job, self.config) or (
+                None if self.behaviour.takes(job) else Refusal("mode", f"{self.behaviour.mode} skips it")
+            )
+            if refusal is not None:
+                self.refuse(job_id, refusal)
+                continue
+            self.candidates[job_id] = Candidate(job_id, now, posted=job)
+        return True
+
+    def refuse(self, job_id: int, refusal: Refusal) -> None:
+        self.refused.add(job_id)
+        self.drop(job_id)
+        self.metrics.refusals.labels(refusal.code).inc()
+        log.info("refused job", extra={"job_id": job_id, "code": refusal.code, "reason": refusal.reason})
+
+    def drop(self, job_id: int) -> None:
+        self.candidates.pop(job_id, None)
+        self._preparing.pop(job_id, None)
+
+    # ── fetching and planning ──
+
+    def _prepare(self, jobs: list[tuple[int, Hash32]]) -> dict[int, Prepared]:
+        """Fetches (a batch request or two for all of them) and verifies the specs and blobs of
+        `jobs` (id, spec hash), and plans each; runs in a fetch thread. A job whose spec or a blob
+        the marketplace does not hold is left out, to be tried again later."""
+        specs = self.blobs.get_many([spec_hash.digest for _, spec_hash in jobs], self.api.download_many)
+        parsed: dict[int, JobSpec | Refusal] = {}
+        for job_id, spec_hash in jobs:
+            if spec_hash.digest not in specs:
+                continue
+            try:
+                parsed[job_id] = parse_spec(specs[spec_hash.digest])
+            except InvalidSpec as exc:
+                parsed[job_id] = Refusal("spec", str(exc))
+        needed = [d for spec in parsed.values() if isinstance(spec, JobSpec) for d in spec.blobs()]
+        blobs = self.blobs.get_many(needed, self.api.download_many)
+        prepared: dict[int, Prepared] = {}
+        for job_id, spec in parsed.items():
+            if isinstance(spec, Refusal):
+                prepared[job_id] = spec
+            elif all(digest in blobs for digest in spec.blobs()):
+                try:
+                    prepared[job_id] = (spec, plan(spec, {d: blobs[d] for d in spec.blobs()}))
+                except WorkloadError as exc:
+                    prepared[job_id] = Refusal(exc.code, exc.message)
+        return prepared
+
+    def start_preparing(self, jobs: list[tuple[int, Hash32]]) -> None:
+        """Starts preparing the jobs that are not being prepared already, as one batch."""
+        fresh = [(job_id, spec_hash) for job_id, spec_hash in jobs if job_id not in self._preparing]
+        if not fresh:
+            return
+        future = self._pool.submit(self._prepare, fresh)
+        for job_id, _ in fresh:
+            self._preparing[job_id] = future
+
+    def preparing(self, job_id: int) -> bool:
+        return job_id in self._preparing
+
+    def prepared(self, job_id: int) -> Prepared | None:
+        """The finished preparation of a job, None while it runs; a failed fetch is retried later."""
+        future = self._preparing.get(job_id)
+        if future is None or not future.done():
+            return None
+        del self._preparing[job_id]
+        try:
+            return future.result().get(job_id)
+        except (MarketError, OSError) as exc:
+            log.warning("cannot fetch job %s yet: %s", job_id, exc)
+            return None
+
+    # ── choosing what to claim ──
+
+    def due(self, next_block: int, capacity: Capacity) -> list[Candidate]:
+        """The candidates to claim now, in one batch: due (meant for this provider, or left by the
+        others for `claim_delay`), planned, accepted by the policy and within `capacity`."""
+        if not self.candidates:
+            return []
+        clock = time.monotonic()
+        providers = self._known_providers()
+        due = [
+            candidate
+            for candidate in self.candidates.values()
+            if claim_now(
+                candidate.posted, self.address, providers, clock - candidate.seen_at, self.config.claim_delay
+            )
+        ]
+        if not due:
+            return []
+        # Jobs meant for others are due only after the delay, when they are likely taken: those are
+        # read on-chain before anything is fetched for them. Jobs meant for this provider are not.
+        leftovers = [
+            c
+            for c in due
+            if rendezvous_rank(c.job_id, self.address, providers) >= c.posted.replicas
+            and clock - c.checked_at > LEFTOVER_CHECK_SECONDS
+        ]
+        views = self.reader.jobs(c.job_id for c in leftovers)
+        for candidate in leftovers:
+            candidate.checked_at = clock
+            view = views.get(candidate.job_id)
+            if view is None or view.status is not JobStatus.OPEN or view.claims >= view.replicas:
+                self.drop(candidate.job_id)  # taken, cancelled or expired: nothing to do
+        due = [c for c in due if c.job_id in self.candidates]
+        self.start_preparing(
+            [(c.job_id, c.posted.spec_hash) for c in due if c.plan is None and c.retry_at <= clock]
+        )
+        fetching = {self._preparing[c.job_id] for c in due if c.job_id in self._preparing}
+        wait_for(fetching, timeout=PREPARE_WAIT_SECONDS)  # most specs are small: claim in this round
+        ready: list[Candidate] = []
+        for candidate in sorted(due, key=lambda c: c.job_id):
+            if next_block > candidate.posted.claim_deadline:
+                self.drop(candidate.job_id)
+            elif self._planned(candidate, clock):
+                ready.append(candidate)
+        chosen = [c for c in ready if capacity.take(c.posted)][: self.config.max_batch]
+        for candidate in chosen:
+            del self.candidates[candidate.job_id]
+        return chosen
+
+    def _planned(self, candidate: Candidate, clock: float) -> bool:
+        """Whether the candidate's spec and blobs are fetched and planned (starting that if not)."""
+        if candidate.plan is not None:
+            return True
+        if candidate.retry_at > clock:
+            return False
+        self.start_preparing([(candidate.job_id, candidate.posted.spec_hash)])
+        prepared = self.prepared(candidate.job_id)
+        if prepared is None:
+            if candidate.job_id not in self._preparing:  # the fetch failed: try again in a while
+                candidate.retry_at = clock + FETCH_RETRY_SECONDS
+            return False
+        if isinstance(prepared, Refusal):
+            self.refuse(candidate.job_id, prepared)
+            return False
+        candidate.spec, candidate.plan = prepared
+        refusal = refuse_plan(candidate.posted, candidate.spec, candidate.plan, self.config)
+        if refusal is not None:
+            self.refuse(candidate.job_id, refusal)
+            return False
+        return True
+
+    def _known_providers(self) -> list[str]:
+        fetched_at, providers = self._providers
+        if time.monotonic() - fetched_at > PROVIDERS_REFRESH_SECONDS:
+            try:
+                providers = [entry["address"] for entry in self.api.providers()]
+            except (ClientError, KeyError, ValueError):
+                providers = providers or [self.address]
+            self._providers = (time.monotonic(), providers)
+        return providers
