@@ -42,6 +42,7 @@ chromium:
 
 # ── main commands ──
 test: setup chromium
+	$(MAKE) --no-print-directory lint
 	$(PY) scripts/compile_contracts.py --check
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory slither

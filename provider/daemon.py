@@ -29,7 +29,7 @@ from marketplace.chain.market import Market
 from marketplace.chain.rpc import RpcClient
 from marketplace.chain.sender import Call
 from marketplace.client import MarketplaceApi
-from marketplace.protocol.errors import ChainError, MarketError
+from marketplace.protocol.errors import ChainError, ContractRevert, MarketError
 from marketplace.protocol.hashing import Hash32, commitment
 from marketplace.protocol.views import ETH, Settlement
 
@@ -362,15 +362,27 @@ class ProviderDaemon:
         return self.state.save(copied)
 
     def _reveal(self, records: list[WorkRecord]) -> None:
-        if self.copier is not None:  # another provider's result hash and salt, which cannot match
-            for record in records:
-                found = self.copier.reveal(record.job_id)
-                if found is not None:
-                    self._send(REVEAL, [record], self.calls.reveal_result(record.job_id, *found))
+        if self.copier is not None:
+            self._replay_reveals(records)
             return
         ids = [r.job_id for r in records]
         salts = [r.salt for r in records if r.salt is not None]
         self._send(REVEAL, records, self.calls.reveal_results(ids, [self._hash(r) for r in records], salts))
+
+    def _replay_reveals(self, records: list[WorkRecord]) -> None:
+        """The copy mode's reveal: another provider's result hash and salt, which cannot match."""
+        assert self.copier is not None
+        for record in records:
+            found = self.copier.reveal(record.job_id)
+            if found is None:
+                continue
+            try:
+                self.gateway.send(REVEAL.action, self.calls.reveal_result(record.job_id, *found), [record.job_id])
+            except ContractRevert as exc:
+                log.warning("copied reveal refused", extra={"job_id": record.job_id, "error": str(exc)})
+                self.state.save([record.with_(stage=Stage.REVEALED, error_code="copied", error=str(exc))])
+                continue
+            self.state.save([record.with_(stage=REVEAL.sending)])
 
     # ── sending, and what got mined ──
 

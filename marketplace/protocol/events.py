@@ -2,7 +2,8 @@
 
 By default values come JSON-ready: uint256 amounts as decimal strings (JSON numbers lose precision
 past 2**53); ids, counts and enums as integers; addresses checksummed; bytes32 as 0x-prefixed hex.
-`native` decoding gives them as web3 does: integers and bytes.
+`native` decoding gives them as Python values: integers, bytes, and the contract's enums as
+their members (`JobStatus.COMPLETED`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from . import artifacts
+from .status import CONTRACT_ENUMS
 
 # uint256 fields that are identifiers or times rather than amounts: plain JSON integers.
 _INTEGER_FIELDS = {"jobId", "claimDeadline", "commitDeadline", "readyAt"}
@@ -135,11 +137,16 @@ class LogDecoder:
         self.native = native
         abi = abi if abi is not None else artifacts.market_abi()
         self._specs: dict[str, EventSpec] = {}
+        self._enums: dict[tuple[str, str], Any] = {}  # (event, field) -> the contract enum it holds
         for entry in abi:
             if entry["type"] != "event":
                 continue
             topic = "0x" + event_abi_to_log_topic(entry).hex()  # type: ignore[arg-type]
             inputs = entry["inputs"]
+            for field in inputs:
+                internal = str(field.get("internalType", ""))
+                if internal.startswith("enum ") and internal.rsplit(".", 1)[-1] in CONTRACT_ENUMS:
+                    self._enums[(entry["name"], field["name"])] = CONTRACT_ENUMS[internal.rsplit(".", 1)[-1]]
             spec = EventSpec(
                 entry["name"],
                 tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
@@ -167,6 +174,11 @@ class LogDecoder:
                 values = abi_decode([type_ for _, type_ in spec.data], data)
                 for (name, type_), value in zip(spec.data, values, strict=True):
                     args[name] = _jsonable(name, type_, value, self.native)
+        if self.native and self._enums:
+            for name in args:
+                enum = self._enums.get((spec.name, name))
+                if enum is not None:
+                    args[name] = enum.from_code(args[name])
         return Event(
             name=spec.name,
             args=args,

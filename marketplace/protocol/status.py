@@ -24,7 +24,10 @@ class ContractEnum(StrEnum):
 
     @classmethod
     def from_code(cls, code: int) -> Self:
-        """The member the contract numbers `code`; ValueError for a number it does not define."""
+        """The member the contract numbers `code` (a member is itself); ValueError for a number the
+        contract does not define."""
+        if isinstance(code, cls):
+            return code
         index = int(code) - cls._first_code()
         members = list(cls)
         if not 0 <= index < len(members):

@@ -294,7 +294,7 @@ def test_reveal_vs_finalize_around_the_reveal_deadline(chain: Chain, offset: int
         assert pending.address in outcome.closer.slashed()
         settled = outcome.closer.result
         assert settled is not None
-        final_status = JobStatus.from_code(settled.event("JobFinalized")["outcome"])
+        final_status = JobStatus(settled.event("JobFinalized")["outcome"])
         expect(
             outcome.action_after_closer,
             JobNotInState,

@@ -299,7 +299,7 @@ class MarketMachine(RuleBasedStateMachine):
             elif ev.name == "ResultRevealed":
                 self.revealed.add((ev["jobId"], ev["provider"]))
             elif ev.name == "JobFinalized":
-                self._note(f"settled: {JobStatus.from_code(ev['outcome'])}")
+                self._note(f"settled: {JobStatus(ev['outcome'])}")
             elif ev.name in ("Slashed", "BatchItemSkipped", "JobCancelled", "Withdrawn"):
                 self._note(ev.name)
             elif ev.name == "Credited":

@@ -161,7 +161,7 @@ class Demo:
         finalized = result.named("JobFinalized")
         if finalized:
             event = finalized[0]
-            job.outcome = JobStatus.from_code(event["outcome"])
+            job.outcome = event["outcome"]
             raw_hash = bytes(event["resultHash"])
             job.result_hash = raw_hash if any(raw_hash) else b""  # a failed job has no result
             job.winners = list(event["winners"])
@@ -250,7 +250,7 @@ class Demo:
         settled = self.bob.submit_results(job_ids, [job.honest_result() for job in batch])
         per_job = (posted.gas_used + claimed.gas_used + settled.gas_used) // len(batch)
         for job, event in zip(batch, settled.named("JobFinalized"), strict=True):
-            job.outcome = JobStatus.from_code(event["outcome"])
+            job.outcome = event["outcome"]
             job.result_hash = bytes(event["resultHash"])
             job.winners = list(event["winners"])
             job.gas = per_job
@@ -349,7 +349,7 @@ class Demo:
         counts: dict[JobStatus, int] = defaultdict(int)
         for job in self.jobs:
             counts[job.outcome] += 1
-        outcome_text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+        outcome_text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items(), key=lambda item: item[0].code))
         transactions = sum(len(values) for values in self.ledger.by_function.values())
         self.console.print(
             f"[bold]{len(self.jobs)} jobs[/]: {outcome_text}. "
