@@ -377,7 +377,9 @@ class ProviderDaemon:
             if found is None:
                 continue
             try:
-                self.gateway.send(REVEAL.action, self.calls.reveal_result(record.job_id, *found), [record.job_id])
+                self.gateway.send(
+                    REVEAL.action, self.calls.reveal_result(record.job_id, *found), [record.job_id]
+                )
             except ContractRevert as exc:
                 log.warning("copied reveal refused", extra={"job_id": record.job_id, "error": str(exc)})
                 self.state.save([record.with_(stage=Stage.REVEALED, error_code="copied", error=str(exc))])
@@ -394,7 +396,7 @@ class ProviderDaemon:
     def _send_plain(self, action: str, records: list[WorkRecord], call: Call) -> None:
         ids = [r.job_id for r in records]
         try:
-            self.gateway.send(action, call, ids)
+            self.gateway.send(action, call, ids, seats=sum(r.replicas for r in records))
         except (ChainError, Web3Exception) as exc:
             log.warning("%s of %s not sent: %s", action, ids, exc)
             self._failed(action, records)
@@ -414,6 +416,13 @@ class ProviderDaemon:
 
     def _take_mined(self) -> bool:
         """Acts on what the gateway saw mined (or fail, or move in a reorg) since the last round."""
+        moved = self.gateway.reorged()  # first: what it sends again is then followed like the rest
+        if moved:
+            log.warning(
+                "a reorg took transactions out of their blocks", extra={"actions": [s.action for s in moved]}
+            )
+            gone = [s for s in moved if s not in self.gateway.in_flight()]
+            self._reconcile(self._live(job_id for sent in gone for job_id in sent.job_ids))
         mined = self.gateway.poll()
         for outcome in mined:
             if outcome.result is not None:

@@ -33,7 +33,7 @@ from marketplace.chain.market import Market, MarketCalls, TxResult
 from marketplace.chain.reads import MarketReader
 from marketplace.chain.rpc import RpcClient
 from marketplace.chain.sender import Call, PendingTx, TxSender, format_receipt
-from marketplace.protocol.errors import ChainError, ContractRevert, TransactionDropped, TransactionTimeout
+from marketplace.protocol.errors import ChainError, TransactionDropped, TransactionTimeout
 
 from .planner import ChainTime
 
@@ -42,14 +42,15 @@ log = logging.getLogger("cmarket.provider.gateway")
 # Gas of one item of each batch function when it acts (no skip), with room to spare, measured on
 # the contract (tests/integration/test_gateway.py checks these bound the worst case), and the
 # transaction's own overhead.
-ITEM_GAS = {
-    "claimJobs": 110_000,
-    "submitResults": 110_000,
-    "commitResults": 45_000,
-    "revealResults": 45_000,
-    "finalizeJobs": 40_000 + 15 * 45_000,
+ITEM_GAS = {  # function -> (gas per job, gas per seat of the job)
+    "claimJobs": (110_000, 0),
+    "submitResults": (110_000, 0),
+    "commitResults": (90_000, 0),
+    "revealResults": (70_000, 0),
+    "finalizeJobs": (40_000, 30_000),
 }
 BATCH_BASE_GAS = 60_000
+BLOCK_GAS_SHARE = 0.9  # a transaction never asks for more of the block gas limit than this
 PRESENCE_CHECK_SECONDS = 2.0  # a transaction not mined after this is looked for in the node's pool
 CLOCK_SAMPLES = 16
 
@@ -127,6 +128,7 @@ class ChainGateway:
         self._in_flight: list[Sent] = []
         self._recent: list[Sent] = []  # mined, not yet final
         self._head: Head | None = None
+        self._gas_limit: int | None = None
 
     # ── the chain's clock ──
 
@@ -136,6 +138,7 @@ class ChainGateway:
         head = Head(int(block["number"], 16), block["hash"], int(block["timestamp"], 16))
         self.clock.observe(head.number, head.timestamp)
         self._head = head
+        self._gas_limit = int(block["gasLimit"], 16)
         return head
 
     def time(self) -> ChainTime:
@@ -158,16 +161,21 @@ class ChainGateway:
 
     # ── sending ──
 
-    def send(self, action: str, call: Call, job_ids: Sequence[int] = ()) -> Sent:
-        """Signs and broadcasts `call` (gas for the worst order of a batch); does not wait.
-        A revert at estimation raises the contract's named error and sends nothing."""
-        gas = self.sender.estimate_gas(self._params(call))
-        if call.label in ITEM_GAS:
-            gas = max(gas, BATCH_BASE_GAS + ITEM_GAS[call.label] * max(1, len(job_ids)))
-        pending = self.sender.submit(call, gas=gas)
+    def send(self, action: str, call: Call, job_ids: Sequence[int] = (), *, seats: int = 0) -> Sent:
+        """Signs and broadcasts `call`; does not wait. A batch gets gas for its worst order (`seats`:
+        the seats of its jobs, for those whose cost grows with them). A revert at estimation
+        raises the contract's named error and sends nothing."""
+        gas = max(self.sender.estimate_gas(self._params(call)), worst_gas(call.label, len(job_ids), seats))
+        pending = self.sender.submit(call, gas=min(gas, self._gas_cap()))
         sent = Sent(action, tuple(job_ids), pending, time.monotonic())
         self._in_flight.append(sent)
         return sent
+
+    def _gas_cap(self) -> int:
+        if self._gas_limit is None:
+            self.head()
+        assert self._gas_limit is not None
+        return int(self._gas_limit * BLOCK_GAS_SHARE)
 
     def _params(self, call: Call) -> dict[str, Any]:
         params: dict[str, Any] = {"from": self.address, "data": call.data, "value": call.value}
@@ -207,6 +215,10 @@ class ChainGateway:
                 done.append(Mined(sent, error=self.sender.failure(sent.pending, receipt)))
         stale = [s for s in waiting if now - s.sent_at > PRESENCE_CHECK_SECONDS]
         lost = self._look_for(stale) if stale else []
+        if stale and not lost:  # still waiting: maybe behind a gap a reorg left below them
+            filled = self.sender.fill_gap(min(s.pending.nonce for s in stale))
+            if filled:
+                log.warning("filled a gap of %d nonces below transactions in flight", filled)
         for sent in waiting:
             if sent in lost:
                 done.append(Mined(sent, error=TransactionDropped(f"{sent.action} was dropped")))
@@ -327,5 +339,9 @@ class ChainGateway:
         return TxResult(receipt, self.market.decode_logs(receipt["logs"]))
 
 
-def revert_of(error: Exception | None) -> ContractRevert | None:
-    return error if isinstance(error, ContractRevert) else None
+def worst_gas(function: str, jobs: int, seats: int = 0) -> int:
+    """Gas a batch of `function` needs if every one of its items acts (none is skipped)."""
+    if function not in ITEM_GAS:
+        return 0
+    per_job, per_seat = ITEM_GAS[function]
+    return BATCH_BASE_GAS + per_job * max(1, jobs) + per_seat * seats

@@ -258,10 +258,18 @@ class TxSender:
     def _rebroadcast_if_dropped(self, pending: PendingTx) -> None:
         try:
             self.w3.eth.get_transaction(pending.tx_hash)
-            return
         except TransactionNotFound:
-            pass
-        self.rebroadcast(pending)
+            self.rebroadcast(pending)
+        self.fill_gap(pending.nonce)
+
+    def fill_gap(self, nonce: int) -> int:
+        """When a transaction with `nonce` waits behind a gap (lower nonces the node does not have:
+        a reorg took mined transactions away), fills the gap with transfers of nothing to this
+        account itself, so it can be mined; returns how many were sent."""
+        executable = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+        for missing in range(executable, nonce):
+            self.replace(missing)
+        return max(0, nonce - executable)
 
     def rebroadcast(self, pending: PendingTx) -> None:
         """Sends the signed bytes of `pending` again (the node forgot it, or a reorg took it out of

@@ -23,7 +23,7 @@ class ContractEnum(StrEnum):
         return list(type(self)).index(self) + self._first_code()
 
     @classmethod
-    def from_code(cls, code: int) -> Self:
+    def from_code(cls, code: int | Self) -> Self:
         """The member the contract numbers `code` (a member is itself); ValueError for a number the
         contract does not define."""
         if isinstance(code, cls):

@@ -108,7 +108,7 @@ def test_no_import_cycle() -> None:
         stack.append(node)
         for child in sorted(graph.get(node, ())):
             if state.get(child) == "open":
-                cycle = stack[stack.index(child) :] + [child]
+                cycle = [*stack[stack.index(child) :], child]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if child not in state:
                 visit(child)

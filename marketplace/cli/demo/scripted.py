@@ -349,7 +349,9 @@ class Demo:
         counts: dict[JobStatus, int] = defaultdict(int)
         for job in self.jobs:
             counts[job.outcome] += 1
-        outcome_text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items(), key=lambda item: item[0].code))
+        outcome_text = ", ".join(
+            f"{count} {status}" for status, count in sorted(counts.items(), key=lambda item: item[0].code)
+        )
         transactions = sum(len(values) for values in self.ledger.by_function.values())
         self.console.print(
             f"[bold]{len(self.jobs)} jobs[/]: {outcome_text}. "
