@@ -27,7 +27,6 @@ from marketplace.chain.rpc import RpcClient
 from marketplace.cli.demo.scripted import COLLATERAL, ETHER, Demo, iterated_sha256
 from marketplace.indexer.sync import Indexer
 from marketplace.protocol.hashing import canonical_json, sha256
-from marketplace.protocol.spec import spec_hash
 from marketplace.protocol.views import JobParams
 from marketplace.store.blobs import FilesystemBlobStore
 from marketplace.store.database import make_engine, migrate
@@ -59,9 +58,10 @@ class World:
         return job_id
 
     def post_spec(self, spec: dict[str, object]) -> int:
-        """A new single-replica job for `spec` (whose blob the caller may or may not have stored)."""
+        """A new single-replica job for `spec` (whose canonical bytes the caller may or may not have
+        stored; a spec no provider would accept is fine: the dashboard shows whatever was posted)."""
         params = JobParams(
-            spec_hash=spec_hash(spec), reward_per_replica=ETHER // 50, replicas=1,
+            spec_hash=sha256(canonical_json(spec)), reward_per_replica=ETHER // 50, replicas=1,
             collateral_per_replica=COLLATERAL, claim_window=3600, run_timeout=3600, reveal_window=600,
         )  # fmt: skip
         job_id, _ = self.demo.requester.post_job(params)
