@@ -1,6 +1,12 @@
 """End-to-end speed of the whole marketplace: jobs settled per second, and time to settle one job.
 
 Usage: python bench/e2e.py [--jobs 3000] [--latency-samples 60]   (also part of `make bench`)
+       python bench/e2e.py --block-time 2 [--jobs 300] [--latency-samples 20]
+
+With --block-time the chain mines a block every N seconds, as a real one does, and the run
+reports jobs in blocks: how many blocks a job takes from its posting to its settlement, against the
+protocol's minimum (one replica: claim, then submit, 2 blocks; three: claim, commit, reveal,
+finalize, 4 blocks), and how many jobs settle per block under load.
 
 Runs the real system (`marketplace.cli.sandbox`): anvil with instant mining, the marketplace service,
 one local Ray and three honest provider daemons, each its own process. Then, in one run:
@@ -25,14 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from eth_utils import event_abi_to_log_topic
-
 from marketplace.chain.reads import MarketReader
 from marketplace.chain.rpc import RpcClient
 from marketplace.cli.sandbox import ProviderSpec, Sandbox
 from marketplace.client import MarketplaceApi, Requester
-from marketplace.protocol import artifacts
-from marketplace.protocol.events import LogDecoder
+from marketplace.protocol.events import LogDecoder, topic
 from marketplace.protocol.hashing import canonical_json
 from marketplace.protocol.spec import parse_spec
 from marketplace.protocol.status import JobStatus
@@ -45,6 +48,9 @@ TARGET_MEDIAN_S, TARGET_P99_S = 2.0, 5.0
 POST_BATCH = 100
 REWARD = 10**12
 PROVIDER_OPTIONS = ("--max-batch", "200", "--max-concurrent", "1000", "--claim-delay", "0.3")
+
+
+MINIMUM_BLOCKS = {1: 2, 3: 4}  # posting -> settlement, each step in the next block at the earliest
 
 
 def tiny_spec(seed: str) -> dict[str, object]:
@@ -107,10 +113,8 @@ class FinalizedLogs:
     def __init__(self, reader: MarketReader) -> None:
         self.reader = reader
         self.next_block = 0
-        abi = artifacts.load("ComputeMarket").abi
-        event = next(e for e in abi if e["type"] == "event" and e["name"] == "JobFinalized")
-        self.topic = "0x" + event_abi_to_log_topic(event).hex()  # type: ignore[arg-type]
-        self.decoder = LogDecoder(abi)
+        self.topic = topic("JobFinalized")
+        self.decoder = LogDecoder()
 
     def completed_since_last(self) -> set[int]:
         head = int(self.reader.rpc.call("eth_blockNumber"), 16)
@@ -120,7 +124,9 @@ class FinalizedLogs:
         self.next_block = head + 1
         events = [self.decoder.decode(log) for log in logs]
         return {
-            int(e.args["jobId"]) for e in events if e is not None and e.args["outcome"] == JobStatus.COMPLETED
+            int(e.args["jobId"])
+            for e in events
+            if e is not None and JobStatus.from_code(e.args["outcome"]) is JobStatus.COMPLETED
         }
 
 
@@ -166,6 +172,89 @@ def run(jobs: int, samples: int) -> Results:
         print("bare Ray task rate", file=sys.stderr)
         per_job, bundled = measure_ray(sandbox, jobs)
     return Results(latencies, jobs, settle, posting, per_job, bundled, settled)
+
+
+@dataclass(frozen=True)
+class BlockResults:
+    block_time: float
+    blocks: dict[int, list[int]]  # replicas -> blocks from posting to settlement, one per job
+    jobs: int
+    settled: int
+    settle_blocks: int
+    settle_seconds: float
+
+
+def measure_blocks(requester: Requester, reader: MarketReader, replicas: int, samples: int) -> list[int]:
+    """Blocks from each job's posting to its settlement, one job at a time."""
+    counts = []
+    for index in range(samples):
+        spec = tiny_spec(f"blocks-{replicas}-{index}-{time.time()}")
+        digest = requester.api.upload(canonical_json(spec)).digest
+        job_id, posted = requester.actor.post_job(JobParams(bytes.fromhex(digest), REWARD, replicas=replicas))
+        started = time.monotonic()
+        while job_id not in (settled := reader.settlements([job_id])):
+            if time.monotonic() - started > 120:
+                raise SystemExit(f"job {job_id} did not settle within 120 s")
+            time.sleep(0.2)
+        counts.append(settled[job_id].block_number - posted.block_number)
+    return counts
+
+
+def run_blocks(jobs: int, samples: int, block_time: float) -> BlockResults:
+    specs = [
+        ProviderSpec(name, account, PROVIDER_OPTIONS) for name, account in (("p1", 4), ("p2", 5), ("p3", 6))
+    ]
+    with (
+        tempfile.TemporaryDirectory(prefix="cmarket-bench-") as directory,
+        Sandbox(Path(directory), specs, block_time=block_time) as sandbox,
+    ):
+        assert sandbox.world is not None
+        requester = Requester(MarketplaceApi(sandbox.api_url), sandbox.world.actor(sandbox.node, 2))
+        reader = MarketReader(RpcClient(sandbox.node.rpc_url), sandbox.world.market)
+        blocks = {}
+        for replicas in MINIMUM_BLOCKS:
+            print(f"blocks per job: {samples} jobs of {replicas} replicas, one at a time", file=sys.stderr)
+            blocks[replicas] = measure_blocks(requester, reader, replicas, samples)
+        print(f"throughput: {jobs} jobs", file=sys.stderr)
+        first = int(reader.rpc.call("eth_blockNumber"), 16)
+        seconds, _, settled = measure_throughput(requester, reader, jobs)
+        last = int(reader.rpc.call("eth_blockNumber"), 16)
+    return BlockResults(block_time, blocks, jobs, settled, last - first, seconds)
+
+
+def report_blocks(results: BlockResults, cpus: int) -> str:
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    samples = len(results.blocks[1])
+    rows = []
+    for replicas, counts in results.blocks.items():
+        minimum = MINIMUM_BLOCKS[replicas]
+        rows.append(
+            f"| {replicas} | {statistics.median(counts):g} | {max(counts)} | {minimum} "
+            f"| {sum(c == minimum for c in counts)}/{len(counts)} |"
+        )
+    per_block = results.settled / max(1, results.settle_blocks)
+    return "\n".join(
+        [
+            f"## End to end, {results.block_time:g}-second blocks",
+            "",
+            f"Produced by `python bench/e2e.py --block-time {results.block_time:g} --jobs {results.jobs} "
+            f"--latency-samples {samples}` on {date} ({cpus} cores; the same system as above, but anvil "
+            f"mines a block every {results.block_time:g} s instead of one per transaction).",
+            "",
+            "Blocks from a job's posting to its settlement, one job at a time, against the protocol's "
+            "minimum (each step needs the block of the one before: one replica claims then submits; three "
+            "claim, commit, reveal, finalize):",
+            "",
+            "| replicas | median | worst | minimum | jobs at the minimum |",
+            "|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"Under load: {results.settled:,} of {results.jobs:,} single-replica jobs settled in "
+            f"{results.settle_blocks} blocks ({results.settle_seconds:.0f} s), "
+            f"{per_block:.0f} jobs per block.",
+            "",
+        ]
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -221,10 +310,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--jobs", type=int, default=3000)
-    parser.add_argument("--latency-samples", type=int, default=60)
+    parser.add_argument("--jobs", type=int, default=None, help="default: 3000 (300 with --block-time)")
+    parser.add_argument(
+        "--latency-samples", type=int, default=None, help="default: 60 (20 with --block-time)"
+    )
+    parser.add_argument(
+        "--block-time", type=float, default=None, help="seconds between blocks (default: instant)"
+    )
     options = parser.parse_args()
-    results = run(options.jobs, options.latency_samples)
+    if options.block_time is not None:
+        block_results = run_blocks(options.jobs or 300, options.latency_samples or 20, options.block_time)
+        block_section = report_blocks(block_results, os.cpu_count() or 1)
+        print(block_section)
+        write_section(block_section.splitlines()[0], block_section)
+        return
+    results = run(options.jobs or 3000, options.latency_samples or 60)
     section = report(results, os.cpu_count() or 1)
     print(section)
     write_section("## End to end", section)

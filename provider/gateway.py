@@ -53,6 +53,8 @@ BATCH_BASE_GAS = 60_000
 BLOCK_GAS_SHARE = 0.9  # a transaction never asks for more of the block gas limit than this
 PRESENCE_CHECK_SECONDS = 2.0  # a transaction not mined after this is looked for in the node's pool
 CLOCK_SAMPLES = 16
+REORG_CHECK_SECONDS = 0.5  # how often mined transactions are checked against the chain's blocks
+NONCE_CHECK_SECONDS = 2.0  # how often an idle gateway compares its nonce cache with the node
 
 
 @dataclass
@@ -129,6 +131,9 @@ class ChainGateway:
         self._recent: list[Sent] = []  # mined, not yet final
         self._head: Head | None = None
         self._gas_limit: int | None = None
+        self._next_nonce_check = 0.0
+        self._checked_head: str | None = None  # the head `reorged` last looked from
+        self._next_reorg_check = 0.0
 
     # ── the chain's clock ──
 
@@ -182,6 +187,11 @@ class ChainGateway:
         if call.to is not None:
             params["to"] = call.to
         return params
+
+    def receipt_poll_seconds(self) -> float:
+        """How long to wait before looking for receipts again: soon where blocks come on demand,
+        a tenth of the block time where they come at intervals."""
+        return 0.02 if self.clock.interval <= 1.0 else self.clock.interval / 10
 
     def in_flight(self, action: str | None = None) -> list[Sent]:
         return [sent for sent in self._in_flight if action is None or sent.action == action]
@@ -261,7 +271,8 @@ class ChainGateway:
         """With nothing in flight, the node's pending count is the next nonce: a cache that
         disagrees (a reorg, another process on the key) is dropped."""
         cached = self.sender.next_nonce
-        if cached is not None:
+        if cached is not None and time.monotonic() >= self._next_nonce_check:
+            self._next_nonce_check = time.monotonic() + NONCE_CHECK_SECONDS
             pending = int(self.rpc.call("eth_getTransactionCount", self.address, "pending"), 16)
             if pending != cached:
                 log.warning("nonce cache %s disagrees with the node's %s: read again", cached, pending)
@@ -269,31 +280,39 @@ class ChainGateway:
 
     def reorged(self) -> list[Sent]:
         """Mined transactions a reorg took out of their block (they are sent again and are in
-        flight once more), while they are younger than the finality depth."""
-        if not self._recent:
-            return []
+        flight once more), while they are younger than the finality depth. Looked at on a new head,
+        at most every REORG_CHECK_SECONDS: the blocks they were mined in are compared with the
+        chain's, and only the transactions of a block that changed are looked up."""
         head = self._head or self.head()
-        recent = [
+        if not self._recent or head.hash == self._checked_head or time.monotonic() < self._next_reorg_check:
+            return []
+        self._checked_head = head.hash
+        self._next_reorg_check = time.monotonic() + REORG_CHECK_SECONDS
+        self._recent = [
             s for s in self._recent if s.block is not None and s.block > head.number - self.finality_depth
         ]
-        self._recent = recent
-        if not recent:
+        kept = self.canonical({s.block: s.block_hash for s in self._recent if s.block and s.block_hash})
+        suspects = [s for s in self._recent if s.block not in kept]
+        if not suspects:
             return []
-        receipts = self.rpc.receipts([s.pending.tx_hash.to_0x_hex() for s in recent])
+        receipts = self.rpc.receipts([s.pending.tx_hash.to_0x_hex() for s in suspects])
         moved = []
-        for sent, raw in zip(recent, receipts, strict=True):
+        for sent, raw in zip(suspects, receipts, strict=True):
             if raw is not None and raw["blockHash"] == sent.block_hash:
-                continue
+                continue  # the head moved while reading: its block is still there
             moved.append(sent)
             self._recent.remove(sent)
-            if raw is None:  # out of every block: back to the pool, or gone
-                try:
-                    self.sender.rebroadcast(sent.pending)
-                    sent.sent_at, sent.block, sent.block_hash = time.monotonic(), None, None
-                    self._in_flight.append(sent)
-                except (TransactionDropped, ChainError) as exc:
-                    log.warning("a reorged %s cannot be sent again: %s", sent.action, exc)
-                    self.sender.resync()
+            if raw is not None:  # mined again, in another block: its new receipt is what counts
+                sent.block, sent.block_hash = int(raw["blockNumber"], 16), raw["blockHash"]
+                self._recent.append(sent)
+                continue
+            try:  # out of every block: back to the pool
+                self.sender.rebroadcast(sent.pending)
+                sent.sent_at, sent.block, sent.block_hash = time.monotonic(), None, None
+                self._in_flight.append(sent)
+            except (TransactionDropped, ChainError) as exc:
+                log.warning("a reorged %s cannot be sent again: %s", sent.action, exc)
+                self.sender.resync()
         return moved
 
     # ── start-up and shutdown ──

@@ -146,15 +146,6 @@ def settled(record: WorkRecord, settlement: Settlement, me: str) -> WorkRecord:
     return record.with_(stage=Stage.ENDED, outcome=outcome.value)
 
 
-def still_ended(record: WorkRecord, view: JobView | None, seat: AssignmentView | None) -> bool:
-    """Whether the chain still shows an ENDED record's job as it ended: settled or cancelled with
-    this provider's seat in it, or (a lost claim) with no seat of it."""
-    now = reconciled(record, view, seat)
-    if record.outcome == "lost":
-        return now is not None and now.stage is Stage.ENDED
-    return now is None
-
-
 def final_stage(record: WorkRecord) -> Stage:
     """The terminal stage an ENDED record takes once what ended it is final."""
     if record.outcome == "lost":

@@ -127,6 +127,7 @@ class Sandbox:
         provider_stake: int = 5 * ETHER,
         indexer_poll: float = 0.1,
         startup_timeout: float = 60.0,
+        block_time: float | None = None,
     ) -> None:
         self.workdir = workdir
         self.specs = list(providers)
@@ -135,7 +136,7 @@ class Sandbox:
         self.provider_stake = provider_stake
         self.indexer_poll = indexer_poll
         self.startup_timeout = startup_timeout
-        self.node = Devnet(chain)
+        self.node = Devnet(chain, block_time=block_time)  # None: a block for each transaction
         self.world: DevnetMarket | None = None
         self.api_port = free_port()
         self.ray_port = free_port()

@@ -35,6 +35,12 @@ def status(account: AccountOptions, as_json: JsonOption = False) -> None:
         console.print(f"{name:>20}  {value}")
 
 
+def _stake_amount(account: AccountOptions, amount: str) -> tuple[MarketActor, int]:
+    """The actor, and `amount` of the stake token in base units (its own decimals)."""
+    actor = account.actor()
+    return actor, parse_amount(amount, token_decimals(actor.market.w3, actor.market.stake_token))
+
+
 def _send(actor: MarketActor, what: str, transaction: Callable[[MarketActor], TxResult]) -> None:
     from ..protocol.errors import MarketError
 
@@ -62,8 +68,7 @@ def add(
     amount: Annotated[str, typer.Argument(help="stake to add, in stake-token units (ETH by default)")],
 ) -> None:
     """Add free stake (sent as ETH when the stake token is ETH, pulled as an ERC-20 otherwise)."""
-    actor = account.actor()
-    wei = parse_amount(amount, token_decimals(actor.market.w3, actor.market.stake_token))
+    actor, wei = _stake_amount(account, amount)
 
     def approve_and_stake(actor: MarketActor) -> TxResult:
         actor.allow(actor.market.stake_token, wei)
@@ -79,8 +84,7 @@ def unstake(
     amount: Annotated[str, typer.Argument(help="free stake to start unbonding, in stake-token units")],
 ) -> None:
     """Move free stake to unbonding; `cmarket stake withdraw` sends it once the period is over."""
-    actor = account.actor()
-    wei = parse_amount(amount, token_decimals(actor.market.w3, actor.market.stake_token))
+    actor, wei = _stake_amount(account, amount)
     _send(actor, "requestUnstake", lambda actor: actor.request_unstake(wei))
 
 

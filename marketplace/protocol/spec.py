@@ -88,11 +88,14 @@ def parse_spec(data: bytes | str | dict[str, Any]) -> JobSpec:
     try:
         return JobSpec.model_validate(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise InvalidSpec(f"invalid job spec: {problems}") from None
+        raise InvalidSpec(f"invalid job spec: {problems(exc, 'spec')}") from None
+
+
+def problems(error: ValidationError, root: str) -> str:
+    """Every problem pydantic found, as `field.path: message` (`root` for the document itself)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or root}: {item['msg']}" for item in error.errors()
+    )
 
 
 def spec_hash(document: bytes | str | dict[str, Any]) -> Hash32:

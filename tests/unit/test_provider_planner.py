@@ -126,7 +126,7 @@ def test_a_row_is_set_to_what_the_chain_shows(
         assert fixed.slot == 2
 
 
-def test_a_row_of_a_job_that_ended_is_settled_from_its_event_and_final_only_if_still_so() -> None:
+def test_a_row_of_a_job_that_ended_is_settled_from_its_event() -> None:
     row = record(Stage.REVEALED, slot=0)
     assert planner.reconciled(row, view(JobStatus.COMPLETED), seat(AssignmentStatus.REVEALED)) is None
     won = planner.settled(row, Settlement(1, JobStatus.COMPLETED, RESULT, (ME,)), ME)
@@ -135,15 +135,9 @@ def test_a_row_of_a_job_that_ended_is_settled_from_its_event_and_final_only_if_s
     returned = planner.settled(row, Settlement(1, JobStatus.FAILED, None, ()), ME)
     copied = planner.settled(row.with_(error_code="copied"), Settlement(1, JobStatus.FAILED, None, ()), ME)
     assert (slashed.outcome, returned.outcome, copied.outcome) == ("slashed", "returned", "slashed")
-    assert planner.still_ended(won, view(JobStatus.COMPLETED), seat(AssignmentStatus.REVEALED))
     assert planner.final_stage(won) is Stage.SETTLED
-    # A reorg brought the job back: it is not over.
-    assert not planner.still_ended(won, view(JobStatus.REVEALING), seat(AssignmentStatus.REVEALED))
-    lost = record(Stage.ENDED).with_(outcome="lost")
-    assert planner.still_ended(lost, view(JobStatus.RUNNING), seat(AssignmentStatus.NONE))
-    assert planner.final_stage(lost) is Stage.LOST
-    # A claim thought lost was mined after all: the seat must be worked.
-    assert not planner.still_ended(lost, view(JobStatus.RUNNING), seat(AssignmentStatus.CLAIMED))
+    assert planner.final_stage(record(Stage.ENDED).with_(outcome="lost")) is Stage.LOST
+    assert planner.final_stage(record(Stage.ENDED).with_(outcome="cancelled")) is Stage.CANCELLED
 
 
 def test_the_clock_learns_the_block_interval_and_forgets_it_after_a_reorg() -> None:

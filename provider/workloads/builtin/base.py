@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from marketplace.protocol.hashing import canonical_json
+from marketplace.protocol.spec import problems
 
 from ..base import WorkloadInfo
 from ..deadline import Deadline
@@ -56,11 +57,7 @@ def validate_model(model: type[ArgsT], raw: Mapping[str, Any], what: str) -> Arg
     try:
         return model.model_validate_json(document)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'args'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise InvalidArguments(f"invalid arguments for {what}: {problems}") from None
+        raise InvalidArguments(f"invalid arguments for {what}: {problems(exc, 'args')}") from None
 
 
 class Builtin(ABC, Generic[ArgsT, PartT]):
