@@ -47,7 +47,7 @@ TARGET_JOBS_PER_SECOND = 100
 TARGET_MEDIAN_S, TARGET_P99_S = 2.0, 5.0
 POST_BATCH = 100
 REWARD = 10**12
-PROVIDER_OPTIONS = ("--max-batch", "200", "--max-concurrent", "1000", "--claim-delay", "0.3")
+PROVIDER_OPTIONS = ("--max-batch", "200", "--max-concurrent", "1000")
 
 
 MINIMUM_BLOCKS = {1: 2, 3: 4}  # posting -> settlement, each step in the next block at the earliest

@@ -69,7 +69,7 @@ def build_chain(node: Devnet, events: int) -> tuple[str, int]:
     round_ = 0
     while jobs * EVENTS_PER_JOB < events:
         params = [
-            JobParams(spec_hash=os.urandom(32), reward_per_replica=10**12, claim_window=10**6)
+            JobParams(spec_hash=os.urandom(32), reward_per_replica=10**12, claim_window=6 * 3600)
             for _ in range(BATCH)
         ]
         job_ids, _ = requester.post_jobs(params)

@@ -201,7 +201,7 @@ class Requester:
         reward_per_replica: int,
         replicas: int = 1,
         token: str = ETH,
-        collateral_per_replica: int = 0,
+        collateral_per_replica: int | None = None,
         claim_window: int = 3600,
         run_timeout: int = 3600,
         reveal_window: int = 3600,

@@ -39,9 +39,9 @@ class ProviderConfig(BaseSettings):
     max_concurrent_jobs: int = Field(64, ge=1, description="jobs held (claimed, not yet settled) at once")
     max_batch: int = Field(100, ge=1, le=500, description="most jobs in one batch transaction")
     tokens: frozenset[str] | None = Field(None, description="payment tokens accepted; None: any")
-    claim_delay: float = Field(
-        0.5, ge=0, description="seconds to leave a job to the providers it is meant for before claiming it"
-    )
+    max_claim_window: int = Field(6 * 3600, ge=1, description="longest claim window accepted, seconds")
+    max_run_timeout: int = Field(24 * 3600, ge=1, description="longest run timeout accepted, seconds")
+    max_reveal_window: int = Field(24 * 3600, ge=1, description="longest reveal window accepted, seconds")
 
     # ── staking and earnings ──
     stake: int = Field(0, ge=0, description="stake to keep free at start-up (tops up if below), wei")

@@ -206,6 +206,9 @@ class ProviderDaemon:
         try:
             self._time = self.gateway.time()
             progressed |= self.settler.take_mined()
+            if self.settler.too_early:  # claims the draw did not allow yet: candidates again
+                self.intake.reconsider(self.settler.too_early)
+                self.settler.too_early = set()
             if not self.draining.is_set():
                 if self.intake.hear(self.state.known):
                     self.state.set_meta("feed_block", str(self.feed.last_block))
@@ -233,7 +236,8 @@ class ProviderDaemon:
             locked = sum(record.collateral for record in held)
             collateral = max(0, min(collateral, self.config.collateral_budget - locked))
         capacity = Capacity(jobs=self.config.max_concurrent_jobs - len(held), collateral=collateral)
-        chosen = self.intake.due(self._time.next_block, capacity)
+        head = self.gateway.head_number
+        chosen = self.intake.due(self._time.next_block, head, capacity)
         if chosen:
             self._claim(chosen)
         return bool(chosen)

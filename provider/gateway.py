@@ -146,6 +146,11 @@ class ChainGateway:
         self._gas_limit = int(block["gasLimit"], 16)
         return head
 
+    @property
+    def head_number(self) -> int:
+        """The latest block number read (by `head` or `time`)."""
+        return (self._head or self.head()).number
+
     def time(self) -> ChainTime:
         """The chain's time now: the latest block and the interval between blocks. A devnet that
         mines on demand leaves its latest block's time behind the clock while idle; the next block

@@ -2,9 +2,11 @@
 claims them or lets them go.
 
 Job ids come from the feed (the marketplace's event stream, or the chain's logs while the
-marketplace is away), each checked against its own JobPosted log. Specs and blobs are fetched in
-a small thread pool, a batch request at a time, verified against their digests and planned; the
-claim round then picks the jobs that are due, planned, accepted and within capacity.
+marketplace is away), each checked against its own JobPosted log. The contract's stake-weighted
+draw says from when this provider may take a seat of each (computed here exactly as the contract
+checks it); a job is due from then on. Specs and blobs are fetched in a small thread pool, a batch
+request at a time, verified against their digests and planned; the claim round then picks the
+jobs that are due, planned, accepted and within capacity.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 
 from marketplace.chain.reads import MarketReader
-from marketplace.client import ClientError, MarketplaceApi
+from marketplace.client import MarketplaceApi
 from marketplace.protocol.errors import MarketError
 from marketplace.protocol.hashing import Hash32
+from marketplace.protocol.sortition import seed_block
 from marketplace.protocol.spec import InvalidSpec, JobSpec, parse_spec
 from marketplace.protocol.status import JobStatus
 from marketplace.protocol.views import PostedJob
@@ -30,7 +33,7 @@ from .byzantine import Behaviour
 from .config import ProviderConfig
 from .feed import JobFeed
 from .metrics import ProviderMetrics
-from .policy import Capacity, Refusal, claim_now, refuse_before_fetching, refuse_plan, rendezvous_rank
+from .policy import Capacity, Refusal, refuse_before_fetching, refuse_plan, refuse_windows
 from .workloads import Plan, WorkloadError, plan
 
 log = logging.getLogger("cmarket.provider")
@@ -38,7 +41,6 @@ log = logging.getLogger("cmarket.provider")
 FETCH_RETRY_SECONDS = 2.0
 PREPARE_WAIT_SECONDS = 0.25
 LEFTOVER_CHECK_SECONDS = 1.0
-PROVIDERS_REFRESH_SECONDS = 10.0
 BLOB_CACHE_BYTES = 256 * 1024 * 1024
 
 Prepared = tuple[JobSpec, Plan] | Refusal
@@ -51,6 +53,10 @@ class Candidate:
     job_id: int
     seen_at: float
     posted: PostedJob
+    posted_at: int = 0  # the posting block's time
+    eligible_from: int | None = None  # block time from which the draw lets this provider claim
+    drawn: bool = False  # the draw is known (its seed was fixed, or the posting block is over)
+    seed_block: int | None = None  # the block whose hash seeded the draw, while no claim fixed it
     spec: JobSpec | None = None
     plan: Plan | None = None
     retry_at: float = 0.0
@@ -114,7 +120,6 @@ class Intake:
         self.refused: set[int] = set()
         self._preparing: dict[int, Future[dict[int, Prepared]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fetch")
-        self._providers: tuple[float, list[str]] = (0.0, [])
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -135,6 +140,7 @@ class Intake:
             return False
         posted = self.reader.posted(fresh)
         now = time.monotonic()
+        accepted = []
         for job_id in fresh:
             job = posted.get(job_id)
             if job is None:
@@ -146,7 +152,50 @@ class Intake:
                 self.refuse(job_id, refusal)
                 continue
             self.candidates[job_id] = Candidate(job_id, now, posted=job)
+            accepted.append(job_id)
+        self._draw(accepted, windows=True)
         return True
+
+    def _draw(self, job_ids: list[int], *, windows: bool = False) -> None:
+        """Reads the draw of these candidates: from when this provider may claim each (and, the
+        first time, checks their windows against its limits)."""
+        candidates = [self.candidates[job_id] for job_id in job_ids if job_id in self.candidates]
+        if not candidates:
+            return
+        draws = self.reader.draws([c.posted for c in candidates], self.address)
+        head = self.reader.head_number()
+        fixed = {job_id: found[0].fixed for job_id, found in draws.items()}
+        views = self.reader.jobs(c.job_id for c in candidates) if windows else {}
+        for candidate in candidates:
+            found = draws.get(candidate.job_id)
+            if found is None:
+                self.drop(candidate.job_id)  # gone from the chain
+                continue
+            draw, stake_then = found
+            view = views.get(candidate.job_id)
+            refusal = refuse_windows(view, draw.claim_window, self.config) if view is not None else None
+            if refusal is None and stake_then == 0:
+                refusal = Refusal("stake", "this provider had no stake bonded when it was posted")
+            if refusal is not None:
+                self.refuse(candidate.job_id, refusal)
+                continue
+            candidate.drawn = draw.seed != 0
+            candidate.seed_block = (
+                None if fixed.get(candidate.job_id) else seed_block(candidate.posted.block_number, head + 1)
+            )
+            candidate.posted_at = draw.posted_at
+            candidate.eligible_from = draw.eligible_from(self.address, stake_then)
+
+    def reconsider(self, job_ids: set[int]) -> None:
+        """Takes back jobs whose claim came too early for the draw: they are candidates again."""
+        if not job_ids:
+            return
+        posted = self.reader.posted(job_ids)
+        now = time.monotonic()
+        for job_id, job in posted.items():
+            self.refused.discard(job_id)
+            self.candidates[job_id] = Candidate(job_id, now, posted=job)
+        self._draw(list(posted))
 
     def refuse(self, job_id: int, refusal: Refusal) -> None:
         self.refused.add(job_id)
@@ -212,32 +261,40 @@ class Intake:
 
     # ── choosing what to claim ──
 
-    def due(self, next_block: int, capacity: Capacity) -> list[Candidate]:
-        """The candidates to claim now, in one batch: due (meant for this provider, or left by the
-        others for `claim_delay`), planned, accepted by the policy and within `capacity`."""
+    def due(self, next_block: int, head: int, capacity: Capacity) -> list[Candidate]:
+        """The candidates to claim now, in one batch: eligible by the draw in the next block,
+        planned, accepted by the policy and within `capacity`."""
         if not self.candidates:
             return []
+        # Draw again where the seed was not known yet, or where no claim fixed it and the posting
+        # block is now too old for the EVM, so the next claim draws with a newer block's hash.
+        self._draw(
+            [
+                c.job_id
+                for c in self.candidates.values()
+                if not c.drawn
+                or (c.seed_block is not None and c.seed_block != seed_block(c.posted.block_number, head + 1))
+            ]
+        )
         clock = time.monotonic()
-        providers = self._known_providers()
         due = [
-            candidate
-            for candidate in self.candidates.values()
-            if claim_now(
-                candidate.posted, self.address, providers, clock - candidate.seen_at, self.config.claim_delay
-            )
+            c
+            for c in self.candidates.values()
+            if c.eligible_from is not None and c.eligible_from <= next_block
         ]
         if not due:
             return []
-        # Jobs meant for others are due only after the delay, when they are likely taken: those are
-        # read on-chain before anything is fetched for them. Jobs meant for this provider are not.
-        leftovers = [
+        # A job this provider became eligible for only later than at once may well be taken by
+        # now: those are read on-chain before anything is fetched for them.
+        late = [
             c
             for c in due
-            if rendezvous_rank(c.job_id, self.address, providers) >= c.posted.replicas
+            if c.eligible_from is not None
+            and c.eligible_from > c.posted_at
             and clock - c.checked_at > LEFTOVER_CHECK_SECONDS
         ]
-        views = self.reader.jobs(c.job_id for c in leftovers)
-        for candidate in leftovers:
+        views = self.reader.jobs(c.job_id for c in late)
+        for candidate in late:
             candidate.checked_at = clock
             view = views.get(candidate.job_id)
             if view is None or view.status is not JobStatus.OPEN or view.claims >= view.replicas:
@@ -280,13 +337,3 @@ class Intake:
             self.refuse(candidate.job_id, refusal)
             return False
         return True
-
-    def _known_providers(self) -> list[str]:
-        fetched_at, providers = self._providers
-        if time.monotonic() - fetched_at > PROVIDERS_REFRESH_SECONDS:
-            try:
-                providers = [entry["address"] for entry in self.api.providers()]
-            except (ClientError, KeyError, ValueError):
-                providers = providers or [self.address]
-            self._providers = (time.monotonic(), providers)
-        return providers

@@ -1,21 +1,16 @@
-"""The claim policy: which open jobs a provider takes, and which of them it should take first.
+"""The claim policy: which open jobs a provider takes.
 
 Pure functions of the job, its plan and the provider's settings, so every rule has a unit test.
-Providers spread jobs among themselves without talking: each ranks the known providers for a job
-by a hash of (job id, provider address) (rendezvous hashing) and claims at once only the jobs it
-ranks among the first `replicas` for, leaving the rest a moment (`claim_delay`) before taking
-them too. Nobody is excluded (a missing provider's jobs are still taken after the delay), and
-claim races, which cost gas, become rare.
+When a provider may take a seat is not its choice: the contract's stake-weighted draw decides
+(`marketplace.protocol.sortition`), and intake claims each accepted job as soon as it is eligible.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from marketplace.protocol.spec import JobSpec, WasmWorkload
-from marketplace.protocol.views import PostedJob
+from marketplace.protocol.views import JobView, PostedJob
 
 from .config import ProviderConfig
 from .workloads import Plan
@@ -43,6 +38,19 @@ def refuse_before_fetching(job: PostedJob, config: ProviderConfig) -> Refusal | 
     return None
 
 
+def refuse_windows(job: JobView, claim_window: int, config: ProviderConfig) -> Refusal | None:
+    """Checks of the job's windows: how long collateral could stay locked, and how long a reveal
+    may be waited for, against this provider's limits."""
+    for name, window, limit in (
+        ("claim window", claim_window, config.max_claim_window),
+        ("run timeout", job.run_timeout, config.max_run_timeout),
+        ("reveal window", job.reveal_window, config.max_reveal_window),
+    ):
+        if window > limit:
+            return Refusal("window", f"its {name} is {window} s, over this provider's {limit} s")
+    return None
+
+
 def refuse_plan(job: PostedJob, spec: JobSpec, plan: Plan, config: ProviderConfig) -> Refusal | None:
     """Checks that need the spec and its plan: supported workload and price per fuel unit."""
     key = workload_key(spec)
@@ -56,23 +64,6 @@ def refuse_plan(job: PostedJob, spec: JobSpec, plan: Plan, config: ProviderConfi
             f"under {config.min_price_per_fuel} wei per fuel unit",
         )
     return None
-
-
-def rendezvous_rank(job_id: int, provider: str, providers: Iterable[str]) -> int:
-    """`provider`'s place (0 = first) among `providers` in job `job_id`'s preference order."""
-
-    def weight(address: str) -> bytes:
-        return hashlib.sha256(f"{job_id}:{address.lower()}".encode()).digest()
-
-    mine = weight(provider)
-    return sum(1 for other in set(providers) if other.lower() != provider.lower() and weight(other) < mine)
-
-
-def claim_now(
-    job: PostedJob, provider: str, providers: Iterable[str], seconds_open: float, delay: float
-) -> bool:
-    """Whether to claim a job now: at once if it is meant for this provider, else after `delay`."""
-    return seconds_open >= delay or rendezvous_rank(job.job_id, provider, providers) < job.replicas
 
 
 @dataclass

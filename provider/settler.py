@@ -22,6 +22,7 @@ from marketplace.chain.reads import MarketReader
 from marketplace.chain.sender import Call
 from marketplace.protocol.errors import ChainError, ContractRevert
 from marketplace.protocol.hashing import Hash32, commitment
+from marketplace.protocol.reverts import selector
 from marketplace.protocol.views import Settlement
 
 from . import planner
@@ -34,6 +35,8 @@ from .planner import SENDING, ChainTime, Conduct
 from .state import LocalState, Stage, WorkRecord
 
 FINALITY_CHECK_SECONDS = 1.0
+# Why a claim may be skipped now and succeed later (the selectors of the contract's errors).
+NOT_YET = frozenset(selector(name) for name in ("NotEligible", "SeedNotReady"))
 BACKOFF_SECONDS = (1.0, 60.0)  # first and longest wait before an action that failed is tried again
 
 log = logging.getLogger("cmarket.provider")
@@ -83,6 +86,7 @@ class Settler:
         self._ready_since: dict[int, float] = {}  # jobs seen ready to finalize, and since when
         self._backoff: dict[int, tuple[float, float]] = {}  # job -> (when to try again, the last wait)
         self._next_finality_check = 0.0
+        self.too_early: set[int] = set()  # claims the draw did not allow yet when they were mined
 
     def settle_round(self, time_: ChainTime) -> bool:
         """Sends whatever the held jobs need next: submits, commits, reveals, finalizations, cancels."""
@@ -276,6 +280,8 @@ class Settler:
             )  # fmt: skip
         missed = [r for r in records if r.job_id not in done]
         if step is CLAIM:
+            early = {int(e["jobId"]) for e in result.named("BatchItemSkipped") if e["reason"] in NOT_YET}
+            self.too_early |= early & {r.job_id for r in missed}  # the draw's turn came later: try again
             for record in missed:
                 self.compute.plans.pop(record.job_id, None)
                 self.metrics.claims_lost.inc()

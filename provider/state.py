@@ -280,13 +280,14 @@ class LocalState:
     # ── jobs ──
 
     def add(self, records: Sequence[WorkRecord]) -> None:
-        """Stores new records (in one transaction)."""
+        """Stores new records (in one transaction); a job's earlier record is replaced (a claim that
+        came too early for the draw, tried again)."""
         if not records:
             return
         now = time.time()
         rows = [_to_row(record.with_(created_at=now, updated_at=now)) for record in records]
         with self.engine.begin() as connection:
-            connection.execute(insert(_WORK), rows)
+            connection.execute(insert(_WORK).prefix_with("OR REPLACE"), rows)
         for row in rows:
             self._remember(_from_mapping(row))
 

@@ -22,7 +22,7 @@ BUILD = REPO / "contracts" / "build"
 ADAPTER = REPO / "scripts" / "solc"
 
 SETTINGS: dict[str, Any] = {
-    "optimizer": {"enabled": True, "runs": 10_000},
+    "optimizer": {"enabled": True, "runs": 200},
     "viaIR": True,
     # Shanghai is the newest fork both anvil and ganache 7 execute.
     "evmVersion": "shanghai",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +11,12 @@ from web3 import Web3
 from web3.contract import Contract
 
 from marketplace.chain.deploy import Deployment, connect, deploy_contract, deploy_market
-from marketplace.chain.devnet import Devnet
+from marketplace.chain.devnet import ChainKind, Devnet
 from marketplace.chain.market import Market, MarketActor, TxResult, bind, encode_call
 from marketplace.chain.sender import TxSender
+from marketplace.protocol.errors import ContractRevert
 from marketplace.protocol.hashing import commitment
+from marketplace.protocol.status import JobStatus
 from marketplace.protocol.views import ETH, JobParams
 
 ETHER = 10**18
@@ -37,8 +40,9 @@ class Chain:
     treasury: str
     requester: MarketActor
     requester2: MarketActor
-    providers: list[MarketActor]
+    providers: list[Provider]
     outsider: MarketActor
+    next_timestamp: int | None = None  # set by `warp` for the next block
 
     def actor(self, index: int) -> MarketActor:
         return MarketActor(self.market, TxSender(self.w3, self.devnet.accounts[index]))
@@ -61,9 +65,52 @@ class Chain:
     def warp(self, timestamp: int) -> None:
         """The next transaction is mined at exactly `timestamp`."""
         self.devnet.set_next_block_timestamp(timestamp)
+        self.next_timestamp = timestamp
 
     def sleep(self, seconds: int) -> None:
         self.devnet.increase_time(seconds)
+        self.next_timestamp = None
+
+    def next_block_time(self) -> int:
+        """The earliest timestamp the next block will carry."""
+        latest = self.now()
+        if self.next_timestamp is not None and self.next_timestamp > latest:
+            return self.next_timestamp
+        return latest + 1
+
+
+class Provider(MarketActor):
+    """A test provider: before it claims, the chain's clock moves on to when the draw lets it (if
+    that time has not come), so tests of other rules than the sortition's claim as they did. The
+    draw itself is tested with plain actors (tests/integration/test_sortition.py)."""
+
+    chain: Chain
+
+    def claim(self, job_id: int) -> TxResult:
+        self.await_seats([job_id])
+        return super().claim(job_id)
+
+    def claim_many(self, job_ids: Sequence[int]) -> TxResult:
+        self.await_seats(job_ids)
+        return super().claim_many(job_ids)
+
+    def await_seats(self, job_ids: Sequence[int]) -> None:
+        chain, due = self.chain, self.chain.next_block_time()
+        times = []
+        for job_id in job_ids:
+            try:
+                if chain.market.job(job_id).status is not JobStatus.OPEN:
+                    continue
+            except ContractRevert:
+                continue  # an unknown job: let the claim say so
+            at = chain.market.eligible_from(job_id, self.address)
+            if at is not None:
+                times.append(at)
+        if times and max(times) > due:
+            if chain.devnet.kind is ChainKind.ANVIL:
+                chain.warp(max(times))
+            else:  # ganache sets no exact next timestamp: move the clock on and mine
+                chain.sleep(max(times) - chain.now())
 
 
 @dataclass(frozen=True)
@@ -80,7 +127,10 @@ def build_chain(devnet: Devnet, base: Base) -> Chain:
     def actor(index: int) -> MarketActor:
         return MarketActor(market, TxSender(w3, devnet.accounts[index]))
 
-    return Chain(
+    def provider(index: int) -> Provider:
+        return Provider(market, TxSender(w3, devnet.accounts[index]))
+
+    chain = Chain(
         devnet=devnet,
         w3=w3,
         deployment=base.deployment,
@@ -91,9 +141,12 @@ def build_chain(devnet: Devnet, base: Base) -> Chain:
         treasury=devnet.accounts[1].address,
         requester=actor(2),
         requester2=actor(3),
-        providers=[actor(index) for index in range(4, 9)],
+        providers=[provider(index) for index in range(4, 9)],
         outsider=actor(9),
     )
+    for each in chain.providers:
+        each.chain = chain
+    return chain
 
 
 def deploy_base(devnet: Devnet) -> Base:

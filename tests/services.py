@@ -51,11 +51,13 @@ def post_unfinished_jobs(demo: Demo, node: Devnet, *, claim_window: int) -> dict
         )  # fmt: skip
 
     late, _ = demo.requester.post_job(params("late", 2, 600))
+    demo.wait_for_seats([late], [demo.alice, demo.bob])
     demo.alice.claim(late)
     demo.bob.claim(late)
     demo.alice.commit(late, commitment(late, demo.alice.address, b"\x01" * 32, b"\x02" * 32))
     node.increase_time(601)  # bob never committed: the job is Revealing, though no event says so
     running, _ = demo.requester.post_job(params("running", 2, 86_400))
+    demo.wait_for_seats([running], [demo.alice, demo.bob])
     demo.alice.claim(running)
     demo.bob.claim(running)
     open_job, _ = demo.requester.post_job(params("open", 1, 600))

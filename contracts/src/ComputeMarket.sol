@@ -9,13 +9,14 @@ import {ProviderStaking} from "./ProviderStaking.sol";
 
 /// @title ComputeMarket: escrowed compute jobs settled by commit-reveal consensus among staked providers.
 /// @notice Settlement only credits balances; every transfer out is a {withdraw} by its owner, so
-/// no receiver can block anyone else's settlement.
+/// no receiver can block anyone else's settlement. Seats go by stake-weighted sortition (see
+/// {IComputeMarket-claimJob}); slashed collateral goes to the treasury, never to a job's parties.
 contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     /// Storage layout of a job, two slots:
     ///   slot 0: requester (bits 0-159) | tokenId (160-167) | feeBps (168-183) | status (184-191)
     ///           | replicas (192-199) | claims (200-207) | commits (208-215) | deadline (216-247)
-    ///   slot 1: rewardPerReplica (0-95) | collateralPerReplica (96-191) | runTimeout (192-223)
-    ///           | revealWindow (224-255)
+    ///   slot 1: rewardPerReplica (0-79) | collateralPerReplica (80-159) | runTimeout (160-183)
+    ///           | revealWindow (184-207) | claimWindow (208-223) | postBlock (224-255)
     /// `deadline` is the end of the current phase: the claim deadline while Open, the commit
     /// deadline while Running, the reveal deadline once Revealing is stored. A Running job past its
     /// commit deadline is Revealing until `deadline + revealWindow`. Reveals are not counted in
@@ -29,19 +30,23 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
         uint8 claims;
         uint8 commits;
         uint32 deadline;
-        uint96 rewardPerReplica;
-        uint96 collateralPerReplica;
-        uint32 runTimeout;
-        uint32 revealWindow;
+        uint80 rewardPerReplica;
+        uint80 collateralPerReplica;
+        uint24 runTimeout;
+        uint24 revealWindow;
+        uint16 claimWindow;
+        uint32 postBlock;
     }
 
     /// Storage of one replica slot, two slots:
-    ///   slot 0: provider (bits 0-159) | revealed (160-167)
+    ///   slot 0: provider (bits 0-159) | revealed (160-167) | seed (168-199)
     ///   slot 1: hash: zero until committed, then the commitment, then (once revealed) the result hash
-    /// The status is derived (see {_statusOf}), so committing writes one slot, not two.
+    /// The status is derived (see {_statusOf}), so committing writes one slot, not two. The first
+    /// seat also holds the job's sortition seed, fixed by the first claim in the slot it writes.
     struct Seat {
         address provider;
         bool revealed;
+        uint32 seed;
         bytes32 hash;
     }
 
@@ -53,9 +58,24 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
 
     uint8 public constant MAX_REPLICAS = 15;
     uint16 public constant MAX_FEE_BPS = 1000;
+    /// @notice Hard cap of a job's run and reveal windows; {setBounds} stays below it.
+    uint32 public constant MAX_WINDOW = 30 days;
+    /// @notice Hard cap of a job's claim window (a job nobody took in 18 hours is posted again).
+    uint32 public constant MAX_CLAIM_WINDOW = 18 hours;
+    /// @notice Hard cap of the minimum collateral, in basis points of the reward (100 times it).
+    uint32 public constant MAX_MIN_COLLATERAL_BPS = 1_000_000;
     uint256 private constant _BPS = 10_000;
+    /// Expected number of eligible providers per seat when a job is posted; it doubles every
+    /// 1/32 of the claim window, and after half of it every provider with stake is eligible.
+    uint256 private constant _ELIGIBLE_PER_SEAT = 2;
+    uint256 private constant _DOUBLINGS_PER_WINDOW = 32;
 
-    uint256 private _jobCount;
+    /// One slot, read by every posting: the job counter and the market's bounds.
+    uint64 private _jobCount;
+    uint24 private _maxClaimWindow;
+    uint24 private _maxRunTimeout;
+    uint24 private _maxRevealWindow;
+    uint32 private _minCollateralBps;
     address private _treasury;
     uint16 private _feeBps;
 
@@ -83,6 +103,7 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
         _paymentTokens.push(address(0));
         _setTreasury(initialTreasury);
         _setFee(initialFeeBps);
+        _setBounds(6 hours, 1 days, 1 days, uint32(_BPS));
     }
 
     // ───────────────────────────── Posting ─────────────────────────────
@@ -117,14 +138,22 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     function _post(JobParams calldata p) private returns (uint256 jobId, uint256 etherUsed) {
         if (p.replicas == 0 || p.replicas > MAX_REPLICAS) revert InvalidReplicas(p.replicas);
         if (p.claimWindow == 0 || p.runTimeout == 0 || p.revealWindow == 0) revert InvalidWindow();
+        if (p.claimWindow > _maxClaimWindow) revert WindowTooLong(p.claimWindow, _maxClaimWindow);
+        if (p.runTimeout > _maxRunTimeout) revert WindowTooLong(p.runTimeout, _maxRunTimeout);
+        if (p.revealWindow > _maxRevealWindow) revert WindowTooLong(p.revealWindow, _maxRevealWindow);
         // Every later deadline is at most claimDeadline + runTimeout + revealWindow: checking that
         // sum once here is what lets {_deadline} store deadlines in 32 bits without checks.
         if (block.timestamp + uint256(p.claimWindow) + p.runTimeout + p.revealWindow > type(uint32).max) {
             revert InvalidWindow();
         }
         if (p.rewardPerReplica == 0) revert ZeroAmount();
-        uint96 collateral = _toUint96(p.collateralPerReplica);
-        uint256 escrow = uint256(_toUint96(p.rewardPerReplica)) * p.replicas;
+        uint80 collateral = _toUint80(p.collateralPerReplica);
+        uint256 escrow = uint256(_toUint80(p.rewardPerReplica)) * p.replicas;
+        // The minimum is a share of the reward where both are counted in the same token; a job paid
+        // in another token must still put collateral at stake, whose worth providers judge.
+        // No overflow: the reward fits 80 bits and the share 20.
+        uint256 minimum = p.token == STAKE_TOKEN ? (p.rewardPerReplica * _minCollateralBps + _BPS - 1) / _BPS : 1;
+        if (collateral < minimum) revert CollateralTooLow(collateral, minimum);
         uint32 claimDeadline = _deadline(p.claimWindow);
         uint8 tokenId = _paymentTokenId(p.token);
 
@@ -149,11 +178,15 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
             claims: 0,
             commits: 0,
             deadline: claimDeadline,
-            // rewardPerReplica <= p.rewardPerReplica, which fits 96 bits (checked above).
-            rewardPerReplica: uint96(rewardPerReplica),
+            // rewardPerReplica <= p.rewardPerReplica, which fits 80 bits (checked above); the
+            // windows are within their caps (MAX_WINDOW < 2^24, MAX_CLAIM_WINDOW < 2^16); block
+            // numbers stay below 2^32 for centuries at any block rate a chain has.
+            rewardPerReplica: uint80(rewardPerReplica),
             collateralPerReplica: collateral,
-            runTimeout: p.runTimeout,
-            revealWindow: p.revealWindow
+            runTimeout: uint24(p.runTimeout),
+            revealWindow: uint24(p.revealWindow),
+            claimWindow: uint16(p.claimWindow),
+            postBlock: uint32(block.number)
         });
         emit JobPosted(
             jobId, msg.sender, p.specHash, p.token, rewardPerReplica, p.replicas, collateral, claimDeadline
@@ -193,10 +226,21 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
         for (uint256 i; i < slot; ++i) {
             if (_seats[jobId][i].provider == msg.sender) revert AlreadyClaimed(jobId, msg.sender);
         }
+        _requireRegistered(msg.sender); // an outsider is told so, not that the draw passed it over
+        (bool eligible, uint32 seed) = _eligible(job, jobId, msg.sender);
+        if (!eligible) {
+            bytes memory err = seed == 0 && block.number <= job.postBlock
+                ? abi.encodeWithSelector(SeedNotReady.selector, jobId, job.postBlock)
+                : abi.encodeWithSelector(NotEligible.selector, jobId, msg.sender);
+            _skipOrRevert(inBatch, jobId, err);
+            return;
+        }
         _lockCollateral(msg.sender, job.collateralPerReplica);
 
         Seat storage seat = _seats[jobId][slot];
         seat.provider = msg.sender;
+        // The first claim fixes the seed, in the slot it writes anyway; later ones drew with it.
+        if (slot == 0 && seed != 0) seat.seed = seed;
         // slot < replicas <= 15.
         unchecked {
             job.claims = slot + 1;
@@ -403,8 +447,8 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     }
 
     /// @dev Quorum reached: the majority is paid and gets its collateral back; everyone else is
-    /// slashed and the slashed collateral is split among the majority; unpaid rewards go back to
-    /// the requester.
+    /// slashed, to the treasury (nobody who takes part in a job gains from a slash); unpaid rewards
+    /// go back to the requester.
     function _settleCompleted(Job storage job, uint256 jobId, uint256 replicas, bytes32 majorityHash, uint256 majority)
         private
     {
@@ -425,14 +469,7 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
             }
         }
         _payWinners(job, jobId, winners);
-        if (slashed != 0) {
-            // Integer division leaves at most majority - 1 wei, which goes to the first winner.
-            uint256 share = slashed / majority;
-            _credit(winners[0], STAKE_TOKEN, jobId, share + slashed % majority);
-            for (uint256 i = 1; i < majority; ++i) {
-                _credit(winners[i], STAKE_TOKEN, jobId, share);
-            }
-        }
+        if (slashed != 0) _credit(_treasury, STAKE_TOKEN, jobId, slashed);
         if (majority < replicas) {
             _credit(job.requester, _tokenOf(job), jobId, (replicas - majority) * job.rewardPerReplica);
         }
@@ -440,7 +477,7 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     }
 
     /// @dev No quorum: the requester gets the whole escrow back; providers that revealed get
-    /// their collateral back; providers that never committed or revealed are slashed to the requester.
+    /// their collateral back; providers that never committed or revealed are slashed, to the treasury.
     function _settleFailed(Job storage job, uint256 jobId, uint256 replicas) private {
         job.status = JobStatus.Failed;
         uint96 collateral = job.collateralPerReplica;
@@ -454,9 +491,8 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
                 slashed += collateral;
             }
         }
-        address requester = job.requester;
-        _credit(requester, _tokenOf(job), jobId, replicas * job.rewardPerReplica);
-        if (slashed != 0) _credit(requester, STAKE_TOKEN, jobId, slashed);
+        _credit(job.requester, _tokenOf(job), jobId, replicas * job.rewardPerReplica);
+        if (slashed != 0) _credit(_treasury, STAKE_TOKEN, jobId, slashed);
         emit JobFinalized(jobId, JobStatus.Failed, bytes32(0), new address[](0));
     }
 
@@ -565,6 +601,31 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
         return token == address(0) || _paymentTokenInfo[token].allowed;
     }
 
+    /// @inheritdoc IComputeMarket
+    function getSortition(uint256 jobId) external view returns (SortitionView memory view_) {
+        _existingJob(jobId);
+        Job storage job = _jobs[jobId];
+        view_ = SortitionView({
+            postBlock: job.postBlock,
+            claimWindow: job.claimWindow,
+            seed: _seats[jobId][0].seed,
+            totalBonded: totalBondedAt(job.postBlock)
+        });
+    }
+
+    /// @inheritdoc IComputeMarket
+    function isEligible(uint256 jobId, address provider) external view returns (bool) {
+        Job storage job = _existingJob(jobId);
+        if (job.status != JobStatus.Open) return false;
+        (bool eligible,) = _eligible(job, jobId, provider);
+        return eligible;
+    }
+
+    /// @inheritdoc IComputeMarket
+    function bounds() external view returns (uint256 maxClaimWindow, uint256 maxRunTimeout, uint256 maxRevealWindow, uint256 minCollateralBps) {
+        return (_maxClaimWindow, _maxRunTimeout, _maxRevealWindow, _minCollateralBps);
+    }
+
     /// @notice Where protocol fees are credited.
     function treasury() external view returns (address) {
         return _treasury;
@@ -602,6 +663,14 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     }
 
     /// @inheritdoc IComputeMarket
+    function setBounds(uint32 maxClaimWindow, uint32 maxRunTimeout, uint32 maxRevealWindow, uint32 minCollateralBps)
+        external
+        onlyOwner
+    {
+        _setBounds(maxClaimWindow, maxRunTimeout, maxRevealWindow, minCollateralBps);
+    }
+
+    /// @inheritdoc IComputeMarket
     function pause() external onlyOwner {
         _pause();
     }
@@ -617,6 +686,24 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
         emit FeeUpdated(newFeeBps);
     }
 
+    function _setBounds(uint32 maxClaimWindow, uint32 maxRunTimeout, uint32 maxRevealWindow, uint32 minCollateralBps)
+        private
+    {
+        if (maxClaimWindow == 0 || maxClaimWindow > MAX_CLAIM_WINDOW) {
+            revert WindowTooLong(maxClaimWindow, MAX_CLAIM_WINDOW);
+        }
+        if (maxRunTimeout == 0 || maxRunTimeout > MAX_WINDOW) revert WindowTooLong(maxRunTimeout, MAX_WINDOW);
+        if (maxRevealWindow == 0 || maxRevealWindow > MAX_WINDOW) revert WindowTooLong(maxRevealWindow, MAX_WINDOW);
+        if (minCollateralBps > MAX_MIN_COLLATERAL_BPS) {
+            revert CollateralBoundTooHigh(minCollateralBps, MAX_MIN_COLLATERAL_BPS);
+        }
+        // Each window is at most its cap, below 2^24.
+        (_maxClaimWindow, _maxRunTimeout, _maxRevealWindow) =
+            (uint24(maxClaimWindow), uint24(maxRunTimeout), uint24(maxRevealWindow));
+        _minCollateralBps = minCollateralBps;
+        emit BoundsUpdated(maxClaimWindow, maxRunTimeout, maxRevealWindow, minCollateralBps);
+    }
+
     function _setTreasury(address newTreasury) private {
         if (newTreasury == address(0)) revert ZeroAddress();
         _treasury = newTreasury;
@@ -624,6 +711,45 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     }
 
     // ───────────────────────────── Helpers ─────────────────────────────
+
+    /// @dev Whether `provider` may take a seat of the Open job now, and the seed it drew with.
+    /// Every provider that had stake bonded at the end of the posting block is eligible from half
+    /// the claim window on. Before that, its ticket, a number in [0, 2^64) drawn from the seed, the
+    /// job and its address, must be below 2^64 times its share of that stake times the number of
+    /// providers expected to be eligible: twice the seats at first, doubling every 1/32 of the
+    /// window. So the first eligible are a stake-weighted random sample, splitting stake over
+    /// addresses gains nothing, and a job fills when few providers are online.
+    function _eligible(Job storage job, uint256 jobId, address provider) private view returns (bool, uint32) {
+        uint256 postBlock = job.postBlock;
+        uint256 stakeThen = bondedStakeAt(provider, postBlock);
+        if (stakeThen == 0) return (false, 0);
+        uint256 window = job.claimWindow;
+        uint256 elapsed = block.timestamp - (uint256(job.deadline) - window); // deadline: the claim deadline
+        if (2 * elapsed >= window) return (true, 0);
+        uint32 seed = _seats[jobId][0].seed;
+        if (seed == 0) {
+            seed = _seed(postBlock);
+            if (seed == 0) return (false, 0);
+        }
+        uint256 expected = (_ELIGIBLE_PER_SEAT * job.replicas) << (elapsed * _DOUBLINGS_PER_WINDOW / window);
+        uint256 ticket = uint256(keccak256(abi.encode(seed, jobId, provider))) >> 192;
+        // No overflow: ticket < 2^64 and the total stake is far below 2^192; stakeThen < 2^96 and
+        // expected < 2^20 (fewer than 16 doublings in the first half), so the right side < 2^180.
+        return (ticket * totalBondedAt(postBlock) < (stakeThen * expected) << 64, seed);
+    }
+
+    /// @dev The seed a claim draws with when no claim fixed one yet: the low 32 bits of the hash of
+    /// the posting block (nobody knew it when the posting was signed; it is known from the next
+    /// block on), or, once that is older than the 256 blocks the EVM keeps, of the latest block a
+    /// multiple of 256 blocks after it (so claims within the same 256 blocks draw alike). Zero
+    /// within the posting block; a zero hash counts as 1, since a stored 0 means "none yet".
+    function _seed(uint256 postBlock) private view returns (uint32) {
+        if (block.number <= postBlock) return 0;
+        uint256 anchor = postBlock;
+        if (block.number - postBlock > 256) anchor += 256 * ((block.number - 1 - postBlock) / 256);
+        uint32 seed = uint32(uint256(blockhash(anchor)));
+        return seed == 0 ? 1 : seed;
+    }
 
     function _existingJob(uint256 jobId) private view returns (Job storage job) {
         job = _jobs[jobId];
@@ -681,6 +807,11 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     /// @dev `window` seconds from now. Fits 32 bits: {_post} bounded the sum of a job's windows.
     function _deadline(uint32 window) private view returns (uint32) {
         return uint32(block.timestamp + window);
+    }
+
+    function _toUint80(uint256 amount) private pure returns (uint80) {
+        if (amount > type(uint80).max) revert AmountTooLarge(amount, type(uint80).max);
+        return uint80(amount);
     }
 
     function _requireSameLength(uint256 expected, uint256 actual) private pure {

@@ -80,6 +80,19 @@ interface IComputeMarket {
         bytes32 resultHash;
     }
 
+    /// @notice A job's sortition as {getSortition} reports it.
+    /// @param postBlock The block the job was posted in: stakes bonded by then weigh the draw.
+    /// @param claimWindow Seconds after posting during which seats can be claimed.
+    /// @param seed The draw's seed once the first claim fixed it, zero before: a claim then draws
+    /// with the low 32 bits of the posting block's hash (see {claimJob}).
+    /// @param totalBonded All providers' bonded stake at `postBlock`.
+    struct SortitionView {
+        uint256 postBlock;
+        uint256 claimWindow;
+        uint256 seed;
+        uint256 totalBonded;
+    }
+
     /// @notice A provider's stake as {providerInfo} reports it.
     struct ProviderView {
         bool registered;
@@ -102,6 +115,19 @@ interface IComputeMarket {
     /// @notice A claim, run or reveal window of zero seconds, or windows whose deadlines would
     /// fall after 2106 (deadlines are 32-bit timestamps).
     error InvalidWindow();
+    /// @notice A window longer than the market allows (or, for {setBounds}, than its hard cap).
+    error WindowTooLong(uint256 window, uint256 max);
+    /// @notice Collateral per replica below the market's minimum: a share of the reward when the
+    /// job pays in the stake token, any non-zero amount otherwise.
+    error CollateralTooLow(uint256 collateral, uint256 minimum);
+    /// @notice A minimum collateral above its hard cap.
+    error CollateralBoundTooHigh(uint256 minCollateralBps, uint256 max);
+    /// @notice An unbonding period above its hard cap.
+    error InvalidUnbondingPeriod(uint256 period, uint256 max);
+    /// @notice The caller's ticket for this job is not within its eligibility threshold yet.
+    error NotEligible(uint256 jobId, address provider);
+    /// @notice The block whose hash seeds this job's draw (`seedBlock`) is not over yet.
+    error SeedNotReady(uint256 jobId, uint256 seedBlock);
     /// @notice `token` is not on the payment allow-list.
     error TokenNotAllowed(address token);
     /// @notice The payment allow-list is full.
@@ -197,6 +223,9 @@ interface IComputeMarket {
     event TreasuryUpdated(address indexed treasury);
     /// @notice `token` was added to or removed from the payment allow-list.
     event PaymentTokenUpdated(address indexed token, bool allowed);
+    /// @notice The longest windows and the minimum collateral (basis points of the reward) of jobs
+    /// posted from now on.
+    event BoundsUpdated(uint256 maxClaimWindow, uint256 maxRunTimeout, uint256 maxRevealWindow, uint256 minCollateralBps);
 
     // ───────────────────────────── Staking ─────────────────────────────
 
@@ -221,11 +250,20 @@ interface IComputeMarket {
     /// @notice Posts several jobs; ETH sent must equal the sum of their ETH escrows.
     function postJobs(JobParams[] calldata params) external payable returns (uint256[] memory jobIds);
 
-    /// @notice Takes one replica slot of an Open job and locks the job's collateral.
+    /// @notice Takes one replica slot of an Open job and locks the job's collateral. Seats go by
+    /// stake-weighted sortition: the caller must be eligible ({isEligible}). Its ticket,
+    /// `keccak256(abi.encode(seed, jobId, caller)) >> 192`, is drawn from a seed nobody knew when
+    /// the job was posted (the low 32 bits of the hash of the block it was posted in, or, if that
+    /// block is more than 256 blocks old when the first claim comes, of the latest block a
+    /// multiple of 256 blocks after it; the first claim fixes the seed). The ticket must be below
+    /// 2^64 times the caller's share of the stake bonded at the end of the posting block times
+    /// the number of providers expected to be eligible, which starts at twice the seats and
+    /// doubles every 1/32 of the claim window; from half the window on, every provider that had
+    /// stake then is eligible. Stake bonded after the posting block does not count.
     function claimJob(uint256 jobId) external;
 
-    /// @notice {claimJob} for many jobs; jobs already full, cancelled or past their claim
-    /// window are skipped with {BatchItemSkipped}.
+    /// @notice {claimJob} for many jobs; jobs already full, cancelled, past their claim window,
+    /// or for which the caller is not eligible are skipped with {BatchItemSkipped}.
     function claimJobs(uint256[] calldata jobIds) external;
 
     /// @notice Commits `keccak256(abi.encode(jobId, msg.sender, resultHash, salt))`.
@@ -276,6 +314,25 @@ interface IComputeMarket {
     /// @notice `provider`'s registration and stake.
     function providerInfo(address provider) external view returns (ProviderView memory);
 
+    /// @notice The job's sortition: posting block, claim window, seed and the stake it weighs.
+    function getSortition(uint256 jobId) external view returns (SortitionView memory);
+
+    /// @notice Whether `provider` may claim a seat of the job now (see {claimJob}).
+    function isEligible(uint256 jobId, address provider) external view returns (bool);
+
+    /// @notice `provider`'s bonded stake (free + locked) at the end of block `blockNumber`.
+    function bondedStakeAt(address provider, uint256 blockNumber) external view returns (uint256);
+
+    /// @notice All providers' bonded stake at the end of block `blockNumber`.
+    function totalBondedAt(uint256 blockNumber) external view returns (uint256);
+
+    /// @notice The longest windows a job may have, and its minimum collateral in basis points of
+    /// its reward.
+    function bounds()
+        external
+        view
+        returns (uint256 maxClaimWindow, uint256 maxRunTimeout, uint256 maxRevealWindow, uint256 minCollateralBps);
+
     /// @notice Number of jobs ever posted; ids run from 1 to this number.
     function jobCount() external view returns (uint256);
 
@@ -287,8 +344,13 @@ interface IComputeMarket {
     /// @notice Sets the fee, in basis points of each paid reward, for jobs posted from now on.
     function setFee(uint16 feeBps) external;
 
-    /// @notice Sets where protocol fees are credited.
+    /// @notice Sets where protocol fees and slashed collateral are credited.
     function setTreasury(address treasury) external;
+
+    /// @notice Sets the longest windows (each at most 30 days) and the minimum collateral per
+    /// replica, in basis points of the reward (at most 100 times it), of jobs posted from now on.
+    function setBounds(uint32 maxClaimWindow, uint32 maxRunTimeout, uint32 maxRevealWindow, uint32 minCollateralBps)
+        external;
 
     /// @notice Adds or removes an ERC-20 from the payment allow-list.
     function setPaymentToken(address token, bool allowed) external;

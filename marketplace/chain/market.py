@@ -7,6 +7,7 @@ in an ERC-20 sends none); `MarketActor` sends them from one account and decodes 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,7 +21,8 @@ from web3.types import LogReceipt, TxReceipt
 
 from ..protocol import artifacts
 from ..protocol.events import Event, LogDecoder, checksum_address
-from ..protocol.views import ETH, AssignmentView, JobParams, JobView, ProviderView
+from ..protocol.sortition import Draw, seed_block, seed_of
+from ..protocol.views import ETH, AssignmentView, Bounds, JobParams, JobView, ProviderView, SortitionView
 from .sender import Call, PendingTx, TxSender
 
 
@@ -104,11 +106,13 @@ class MarketCalls:
     # ── jobs ──
 
     def post_job(self, params: JobParams) -> Call:
+        params = self._market.with_collateral(params)
         return self._encode("postJob", params.as_tuple(), value=params.escrow if params.token == ETH else 0)
 
     def post_jobs(self, params: Sequence[JobParams]) -> Call:
         value = sum(p.escrow for p in params if p.token == ETH)
-        return self._encode("postJobs", [p.as_tuple() for p in params], value=value)
+        filled = [self._market.with_collateral(p) for p in params]
+        return self._encode("postJobs", [p.as_tuple() for p in filled], value=value)
 
     def claim_job(self, job_id: int) -> Call:
         return self._encode("claimJob", job_id)
@@ -154,6 +158,12 @@ class MarketCalls:
 
     def set_payment_token(self, token: str, allowed: bool) -> Call:
         return self._encode("setPaymentToken", to_checksum_address(token), allowed)
+
+    def set_bounds(self, bounds: Bounds) -> Call:
+        return self._encode(
+            "setBounds", bounds.max_claim_window, bounds.max_run_timeout, bounds.max_reveal_window,
+            bounds.min_collateral_bps,
+        )  # fmt: skip
 
 
 class Market:
@@ -204,6 +214,46 @@ class Market:
 
     def job_count(self) -> int:
         return int(self.contract.functions.jobCount().call())
+
+    def sortition(self, job_id: int) -> SortitionView:
+        return SortitionView.from_abi(self.contract.functions.getSortition(job_id).call())
+
+    def is_eligible(self, job_id: int, provider: str) -> bool:
+        return bool(self.contract.functions.isEligible(job_id, to_checksum_address(provider)).call())
+
+    def bonded_stake_at(self, provider: str, block: int) -> int:
+        return int(self.contract.functions.bondedStakeAt(to_checksum_address(provider), block).call())
+
+    def draw(self, job_id: int) -> Draw:
+        """The sortition of an Open job (its stored deadline is then its claim deadline), with the
+        seed a claim in the next block would draw with if none is fixed yet (0: none can yet)."""
+        view, sortition = self.job(job_id), self.sortition(job_id)
+        seed = sortition.seed
+        if seed == 0:
+            block = seed_block(sortition.post_block, int(self.w3.eth.block_number) + 1)
+            seed = 0 if block is None else seed_of(self.w3.eth.get_block(block)["hash"])
+        return Draw(
+            job_id=job_id, replicas=view.replicas, posted_at=view.deadline - sortition.claim_window,
+            claim_window=sortition.claim_window, seed=seed, total_bonded=sortition.total_bonded,
+        )  # fmt: skip
+
+    def eligible_from(self, job_id: int, provider: str) -> int | None:
+        """The earliest block time at which `provider` may claim a seat of the Open job (None:
+        never, or not drawn yet)."""
+        draw = self.draw(job_id)
+        return draw.eligible_from(provider, self.bonded_stake_at(provider, self.sortition(job_id).post_block))
+
+    def bounds(self) -> Bounds:
+        return Bounds(*self.contract.functions.bounds().call())
+
+    def with_collateral(self, params: JobParams) -> JobParams:
+        """`params` with the least collateral the market accepts where it names none."""
+        if params.collateral_per_replica is not None:
+            return params
+        minimum = self.bounds().min_collateral(
+            params.reward_per_replica, same_token=params.token == self.stake_token
+        )
+        return dataclasses.replace(params, collateral_per_replica=minimum)
 
     @cached_property
     def stake_token(self) -> str:

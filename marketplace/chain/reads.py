@@ -16,7 +16,8 @@ from eth_utils.abi import get_abi_output_types
 from ..protocol import artifacts
 from ..protocol.events import LogDecoder, topic
 from ..protocol.reverts import decode_revert
-from ..protocol.views import AssignmentView, JobView, PostedJob, Settlement
+from ..protocol.sortition import Draw, seed_block, seed_of
+from ..protocol.views import AssignmentView, JobView, PostedJob, Settlement, SortitionView
 from .market import Market
 from .rpc import RpcClient, RpcError
 
@@ -35,8 +36,11 @@ class MarketReader:
         self._assignment_types = get_abi_output_types(abi.entry("function", "getAssignment"))  # type: ignore[arg-type]
         self._settled_topics = [topic("JobFinalized"), topic("JobCancelled")]
         self._decoder = LogDecoder()
+        self._sortition_types = get_abi_output_types(abi.entry("function", "getSortition"))  # type: ignore[arg-type]
         self._get_job = self._selector("getJob")
         self._get_assignment = self._selector("getAssignment")
+        self._get_sortition = self._selector("getSortition")
+        self._bonded_at = self._selector("bondedStakeAt")
 
     def _selector(self, name: str) -> str:
         """The hex selector of function `name` (calldata is built by hand: web3's encoder costs
@@ -83,6 +87,53 @@ class MarketReader:
             (fields,) = abi_decode(self._assignment_types, reply)
             found[job_id] = AssignmentView.from_abi(fields)
         return found
+
+    def draws(self, jobs: Iterable[PostedJob], provider: str) -> dict[int, tuple[Draw, int]]:
+        """Each job's sortition, with the seed a claim in the next block would draw with if no claim
+        fixed one yet, and `provider`'s stake bonded when it was posted (two batch requests)."""
+        listed = list(jobs)
+        who = to_checksum_address(provider)[2:].lower().rjust(64, "0")
+        encoded = []
+        for job in listed:
+            encoded.append(self._get_sortition + f"{job.job_id:064x}")
+            encoded.append(self._bonded_at + who + f"{job.block_number:064x}")
+        replies = self._calls(encoded)
+        next_block = int(self.rpc.call("eth_blockNumber"), 16) + 1
+        views: dict[int, tuple[SortitionView, int]] = {}
+        for index, job in enumerate(listed):
+            sortition, stake = replies[2 * index], replies[2 * index + 1]
+            if isinstance(sortition, RpcError) or isinstance(stake, RpcError):
+                continue  # an unknown job (reorged away): no draw
+            (fields,) = abi_decode(self._sortition_types, sortition)
+            views[job.job_id] = (SortitionView.from_abi(fields), int.from_bytes(stake[-32:], "big"))
+        unseeded = {
+            block
+            for view, _ in views.values()
+            if view.seed == 0 and (block := seed_block(view.post_block, next_block)) is not None
+        }
+        numbers = sorted(unseeded)
+        hashes = {
+            n: h["hash"] for n, h in zip(numbers, self.rpc.headers(numbers), strict=True) if h is not None
+        }
+        found: dict[int, tuple[Draw, int]] = {}
+        for job in listed:
+            if job.job_id not in views:
+                continue
+            view, stake_then = views[job.job_id]
+            seed = view.seed
+            if seed == 0:
+                block = seed_block(view.post_block, next_block)
+                seed = seed_of(bytes.fromhex(hashes[block][2:])) if block in hashes else 0
+            draw = Draw(
+                job_id=job.job_id, replicas=job.replicas, posted_at=job.claim_deadline - view.claim_window,
+                claim_window=view.claim_window, seed=seed, total_bonded=view.total_bonded,
+                fixed=view.seed != 0,
+            )  # fmt: skip
+            found[job.job_id] = (draw, stake_then)
+        return found
+
+    def head_number(self) -> int:
+        return int(self.rpc.call("eth_blockNumber"), 16)
 
     def posted(self, job_ids: Iterable[int], from_block: int = 0) -> dict[int, PostedJob]:
         """The JobPosted record of each job (one eth_getLogs for all of them)."""

@@ -255,6 +255,16 @@ class TxSender:
 
     # ── failures ──
 
+    def _traced_revert(self, pending: PendingTx) -> ContractRevert | None:
+        """The revert of a mined transaction from `debug_traceTransaction` (anvil, geth)."""
+        reply = self.w3.provider.make_request(
+            RPCEndpoint("debug_traceTransaction"), [pending.tx_hash.to_0x_hex(), {"tracer": "callTracer"}]
+        )
+        output = (reply.get("result") or {}).get("output") if "error" not in reply else None
+        if not isinstance(output, str) or len(output) < 10:
+            return None
+        return decode_revert(output)
+
     def _rebroadcast_if_dropped(self, pending: PendingTx) -> None:
         try:
             self.w3.eth.get_transaction(pending.tx_hash)
@@ -289,8 +299,13 @@ class TxSender:
             raise TransactionError(f"re-broadcasting dropped {pending.tx_hash.hex()} failed: {exc}") from exc
 
     def failure(self, pending: PendingTx, receipt: TxReceipt) -> Exception:
-        """The error of a transaction mined with status 0: its named revert, found by replaying it
-        at its block's parent state, or a TransactionError that says what is known."""
+        """The error of a transaction mined with status 0: its named revert, as the node's trace of
+        the transaction reports it (or, from a node without traces, found by replaying it at its
+        block's parent state, where the time and earlier transactions of its block differ), or a
+        TransactionError that says what is known."""
+        traced = self._traced_revert(pending)
+        if traced is not None:
+            return traced
         replay = {
             key: pending.params[key]
             for key in ("from", "to", "data", "value", "gas")

@@ -44,7 +44,12 @@ def submit(
     inputs: Annotated[list[Path] | None, typer.Option("--input", help="input file (repeatable)")] = None,
     replicas: Annotated[int, typer.Option(min=1, max=15)] = 1,
     token: Annotated[str, typer.Option(help="ETH or an allow-listed ERC-20 address")] = "ETH",
-    collateral: Annotated[str, typer.Option(help="collateral per replica in stake-token units")] = "0",
+    collateral: Annotated[
+        str | None,
+        typer.Option(
+            help="collateral per replica in stake-token units (default: the least the market accepts)"
+        ),
+    ] = None,
     claim_window: Annotated[int, typer.Option(min=1, help="seconds")] = 3600,
     run_timeout: Annotated[int, typer.Option(min=1, help="seconds")] = 3600,
     reveal_window: Annotated[int, typer.Option(min=1, help="seconds")] = 3600,
@@ -83,7 +88,7 @@ def submit(
             reward_per_replica=parse_amount(reward, decimals),
             replicas=replicas,
             token=token_address,
-            collateral_per_replica=parse_amount(collateral, allow_zero=True),
+            collateral_per_replica=None if collateral is None else parse_amount(collateral),
             claim_window=claim_window,
             run_timeout=run_timeout,
             reveal_window=reveal_window,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,9 +38,10 @@ def start(
     withdraw_threshold: Annotated[
         str, typer.Option(help="withdraw earnings above this, token units")
     ] = "0.01",
-    claim_delay: Annotated[
-        float, typer.Option(min=0, help="seconds before claiming a job meant for other providers")
-    ] = 0.5,
+    max_window: Annotated[
+        int | None,
+        typer.Option(min=1, help="refuse jobs with a claim, run or reveal window longer than this, seconds"),
+    ] = None,
     poll_interval: Annotated[float, typer.Option(min=0.01, max=10, help="seconds between idle rounds")] = 0.1,
     drain_timeout: Annotated[
         float, typer.Option(min=0, help="seconds SIGTERM waits for in-flight work")
@@ -73,6 +74,8 @@ def start(
         fail(f"--byzantine must be one of {', '.join(m.value for m in Byzantine)}, not {byzantine!r}")
     actor = account.actor()
     logs.configure(logging.INFO, json_lines=log_format == "json")
+    names = ("max_claim_window", "max_run_timeout", "max_reveal_window")
+    windows: dict[str, Any] = {} if max_window is None else dict.fromkeys(names, max_window)
     try:
         config = ProviderConfig(
             rpc_url=account.rpc_url, market=actor.market.address, api_url=api_url(api), state_path=state,
@@ -82,7 +85,8 @@ def start(
             max_concurrent_jobs=max_concurrent, max_batch=max_batch,
             stake=parse_amount(stake, allow_zero=True),
             withdraw_threshold=parse_amount(withdraw_threshold, allow_zero=True),
-            claim_delay=claim_delay, poll_interval=poll_interval, drain_timeout=drain_timeout,
+            poll_interval=poll_interval, drain_timeout=drain_timeout,
+            **windows,
             metrics_port=metrics_port, byzantine=byzantine, finality_depth=finality_depth,
         )  # fmt: skip
     except ValidationError as exc:

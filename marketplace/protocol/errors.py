@@ -42,6 +42,10 @@ class ContractRevert(ChainError):
         self.fields = fields
         super().__init__(self._render())
 
+    @classmethod
+    def signature(cls) -> str:
+        return f"{cls.error_name}({','.join(cls.error_types)})"
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self.__dict__["fields"][name]

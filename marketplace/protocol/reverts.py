@@ -39,8 +39,7 @@ def _registry() -> dict[bytes, type[ContractRevert]]:
     """Selector -> exception class, for every error in every artifact, plus Error and Panic."""
     classes: dict[bytes, type[ContractRevert]] = {}
     for builtin in (RevertWithReason, Panic):
-        signature = f"{builtin.error_name}({','.join(builtin.error_types)})"
-        classes[function_signature_to_4byte_selector(signature)] = builtin
+        classes[function_signature_to_4byte_selector(builtin.signature())] = builtin
     for name in artifacts.all_names():
         for entry in artifacts.load(name).abi:
             if entry["type"] != "error":
@@ -70,6 +69,11 @@ def revert_class(name: str) -> type[ContractRevert]:
         if cls.error_name == name:
             return cls
     raise AttributeError(f"no contract error named {name!r}")
+
+
+def selector(name: str) -> bytes:
+    """The 4-byte selector of the contract error called `name` (as a BatchItemSkipped reason)."""
+    return function_signature_to_4byte_selector(revert_class(name).signature())
 
 
 def error_name(selector: bytes | str) -> str | None:

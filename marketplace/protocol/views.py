@@ -26,7 +26,7 @@ class JobParams:
     reward_per_replica: int
     replicas: int = 1
     token: str = ETH
-    collateral_per_replica: int = 0
+    collateral_per_replica: int | None = None  # None: the least the market accepts
     claim_window: int = 3600
     run_timeout: int = 3600
     reveal_window: int = 3600
@@ -36,6 +36,10 @@ class JobParams:
         return self.reward_per_replica * self.replicas
 
     def as_tuple(self) -> tuple[Any, ...]:
+        if self.collateral_per_replica is None:
+            raise ValueError(
+                "JobParams.collateral_per_replica is not set: use Market.calls, which fills it in"
+            )
         return (
             bytes(self.spec_hash),
             to_checksum_address(self.token),
@@ -109,6 +113,36 @@ class ProviderView:
     def from_abi(cls, fields: Sequence[Any]) -> ProviderView:
         registered, free, locked, unbonding, ready_at = fields
         return cls(bool(registered), free, locked, unbonding, ready_at)
+
+
+@dataclass(frozen=True)
+class SortitionView:
+    """A job's sortition as `getSortition` reports it."""
+
+    post_block: int
+    claim_window: int
+    seed: int  # fixed by the first claim; before it, the one a claim would fix now (0: not yet)
+    total_bonded: int  # all providers' bonded stake at the end of the posting block
+
+    @classmethod
+    def from_abi(cls, fields: Sequence[Any]) -> SortitionView:
+        post_block, claim_window, seed, total = fields
+        return cls(int(post_block), int(claim_window), int(seed), int(total))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The market's limits on jobs (`bounds`, `setBounds`): the longest windows, seconds, and the
+    minimum collateral per replica in basis points of the reward (for jobs paid in the stake token)."""
+
+    max_claim_window: int
+    max_run_timeout: int
+    max_reveal_window: int
+    min_collateral_bps: int
+
+    def min_collateral(self, reward: int, *, same_token: bool) -> int:
+        """The least collateral per replica a job paying `reward` per replica may ask for."""
+        return -(-reward * self.min_collateral_bps // 10_000) if same_token else 1
 
 
 @dataclass(frozen=True)

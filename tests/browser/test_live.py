@@ -63,6 +63,7 @@ def test_a_job_posted_now_appears_in_the_table_within_two_seconds(
     assert time.monotonic() - posted < LIVE_DEADLINE_MS / 1000
     expect(row).to_have_attribute("data-status", "open")
     expect(table.locator("tbody tr").first).to_have_attribute("data-job-id", str(job_id))  # newest first
+    world.demo.wait_for_seats([job_id], [world.demo.alice])  # the draw's turn for alice
     world.demo.alice.claim(job_id)  # its only slot: the job starts
     expect(row).to_have_attribute("data-status", "running", timeout=LIVE_DEADLINE_MS)
     expect(row).to_contain_text("1/1")
@@ -87,6 +88,7 @@ def test_overview_counts_and_job_page_follow_the_stream(page: Page, api: httpx.C
     ).to_have_attribute("data-job-id", str(job_id), timeout=LIVE_DEADLINE_MS)
     page.get_by_role("link", name=f"#{job_id}", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Job #{job_id} open")
+    world.demo.wait_for_seats([job_id], [world.demo.bob])
     world.demo.bob.claim(job_id)
     expect(page.get_by_role("heading", level=1)).to_have_text(
         f"Job #{job_id} running", timeout=LIVE_DEADLINE_MS
@@ -192,6 +194,7 @@ def test_a_page_reads_again_what_a_reorg_undid(page: Page, world: World) -> None
     expect(heading).to_have_text(f"Job #{job_id} open")
     wait_live(page)
     mark_document(page)
+    world.demo.wait_for_seats([job_id], [newcomer])  # the draw's turn for the newcomer
     newcomer.claim(job_id)
     expect(heading).to_have_text(f"Job #{job_id} running", timeout=LIVE_DEADLINE_MS)
     world.node.call("anvil_reorg", 1, [])  # the block with the claim gives way to an empty one

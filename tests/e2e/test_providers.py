@@ -135,9 +135,12 @@ def test_each_dishonest_mode_is_slashed_and_the_honest_majority_paid(market: Mar
         assert commits[cheat] in {commits[provider] for provider in honest}
         assert cheat not in reveals
         assert "copied reveal refused" in (market.sandbox.workdir / "logs" / f"{name}.log").read_text()
-    # The honest providers got their collateral back; the cheat's went to them.
-    shares = Counter(e["account"] for e in market.events(job_id, "Credited"))
-    assert all(shares[provider] == 2 for provider in honest)  # the reward and a share of the slash
+    # The honest providers got their reward; the cheat's collateral went to the treasury, not to
+    # anyone who took part in the job.
+    credits = Counter(e["account"] for e in market.events(job_id, "Credited"))
+    assert all(credits[provider] == 1 for provider in honest)
+    slashed = [e for e in market.events(job_id, "Credited") if int(e["amount"]) == COLLATERAL]
+    assert [e["account"] for e in slashed] == [market.sandbox.node.accounts[1].address]  # the treasury
 
 
 def test_a_job_that_cannot_be_planned_is_refused_by_every_provider(market: Market) -> None:

@@ -325,7 +325,7 @@ def test_timeline_is_the_jobs_events_in_chain_order(api: Api, market: IndexedMar
     assert sorted(names) == sorted(
         ["JobPosted", "JobStarted", "JobFinalized", "Slashed"]
         + ["JobClaimed", "ResultCommitted", "ResultRevealed"] * 3
-        + ["Credited"] * 6  # two rewards, the fee, two shares of mallory's collateral, a refund
+        + ["Credited"] * 5  # two rewards, the fee, mallory's collateral to the treasury, a refund
     )
     assert [event["position"] for event in timeline] == sorted(event["position"] for event in timeline)
     assert timeline[0]["tx_hash"] == job["posted_tx"]

@@ -31,6 +31,7 @@ from marketplace.protocol.reverts import (
     JobNotInState,
     LengthMismatch,
     NotAssigned,
+    NotEligible,
     NothingToWithdraw,
     OwnableUnauthorizedAccount,
     ReentrancyGuardReentrantCall,
@@ -289,14 +290,14 @@ def test_ether_rejecting_requester_blocks_only_itself(chain: Chain) -> None:
 
     for provider in honest:
         credit = chain.market.credits(provider.address, ETH)
-        assert credit == ETHER - FEE + ETHER // 2
+        assert credit == ETHER - FEE
         before = chain.eth_balance(provider.address)
         result = provider.withdraw(ETH)
         assert chain.eth_balance(provider.address) == before + credit - gas_cost(result)
     treasury = chain.actor(1)
     before = chain.eth_balance(treasury.address)
     result = treasury.withdraw(ETH)
-    assert chain.eth_balance(treasury.address) == before + 2 * FEE - gas_cost(result)
+    assert chain.eth_balance(treasury.address) == before + 2 * FEE + ETHER - gas_cost(result)  # fees, slash
 
     rejecter_before = chain.eth_balance(rejecter.address)
     with pytest.raises(EtherRejected):
@@ -314,6 +315,7 @@ def test_ether_rejecting_provider_blocks_only_itself(chain: Chain) -> None:
 
     job_id = post(chain, replicas=3)
     others = chain.providers[:2]
+    chain.sleep(1800)  # half the claim window: every provider that had stake may claim
     rejecter.market("claimJob", job_id)
     for provider in others:
         provider.claim(job_id)
@@ -386,8 +388,9 @@ def test_copied_commitment_cannot_be_revealed_and_is_slashed(chain: Chain) -> No
     assert (info.locked_stake, info.free_stake) == (0, PROVIDER_STAKE - collateral)
     assert chain.market.credits(copier.address, ETH) == 0
     for honest in (a, c):
-        assert chain.market.credits(honest.address, ETH) == ETHER - FEE + collateral // 2
+        assert chain.market.credits(honest.address, ETH) == ETHER - FEE
         assert chain.market.provider(honest.address).free_stake == PROVIDER_STAKE
+    assert chain.market.credits(chain.treasury, ETH) == 2 * FEE + collateral  # fees and the slash
     assert chain.market.credits(chain.requester.address, ETH) == ETHER
     assert_solvent(chain)
 
@@ -571,11 +574,11 @@ def test_slash_takes_exactly_the_locked_collateral(chain: Chain, collateral: int
     info = chain.market.provider(liar.address)
     assert (info.free_stake, info.locked_stake) == (PROVIDER_STAKE - collateral, 0)
     for honest in chain.providers[:2]:
-        assert chain.market.credits(honest.address, ETH) == ETHER - FEE + collateral // 2
+        assert chain.market.credits(honest.address, ETH) == ETHER - FEE  # a slash pays nobody of the job
+    assert chain.market.credits(chain.treasury, ETH) == 2 * FEE + collateral
     if collateral == PROVIDER_STAKE:
-        with pytest.raises(InsufficientFreeStake) as caught:
-            liar.claim(post(chain, collateral=1))
-        assert (caught.value.needed, caught.value.free) == (1, 0)
+        with pytest.raises(NotEligible):  # nothing bonded any more: the draw never picks it
+            liar.claim(post(chain, reward=1, collateral=1))
     assert_solvent(chain)
 
 
@@ -907,3 +910,85 @@ def test_batch_length_mismatch_reverts(chain: Chain, form: str) -> None:
         job = chain.market.job(job_id)
         assert (job.status, job.commits) == (JobStatus.RUNNING, 0)
     assert chain.market.credits(provider.address, ETH) == 0
+
+
+# ───────────────────────── protocol v2: no profit from a slash, no frozen funds ─────────────────────────
+
+
+def test_a_sybil_majority_that_outvotes_an_honest_provider_loses_money(chain: Chain) -> None:
+    """The attack protocol v1 paid for: a requester posts a three-replica job with a high
+    collateral, lets one honest provider claim, fills the other seats with its own staked
+    addresses (here the draw is past half its window, where every staked provider may claim: the
+    attacker's best case), reveals a wrong hash and outvotes the honest provider. The honest
+    collateral is slashed, but to the treasury: the coalition pays its own rewards, the fee and gas,
+    and gains nothing."""
+    honest, sybils = chain.providers[0], [chain.actor(7), chain.actor(8)]  # accounts 7, 8: the requester's
+    coalition = [chain.requester.address, *(s.address for s in sybils)]
+
+    def worth() -> int:
+        """What the coalition owns: ETH in its accounts, and its credits and stakes in the market."""
+        total = 0
+        for address in coalition:
+            info = chain.market.provider(address)
+            total += chain.eth_balance(address) + chain.market.credits(address, ETH)
+            total += info.free_stake + info.locked_stake + info.unbonding
+        return total
+
+    before = worth()
+    collateral = 5 * ETHER
+    job_id = post(chain, replicas=3, reward=ETHER // 10, collateral=collateral)
+    chain.sleep(1800)  # half the claim window: every staked provider may claim
+    honest.claim(job_id)
+    for sybil in sybils:
+        sybil.claim(job_id)
+    commit(honest, job_id, GOOD)
+    for sybil in sybils:
+        commit(sybil, job_id, BAD)
+    reveal(honest, job_id, GOOD)
+    for sybil in sybils:
+        reveal(sybil, job_id, BAD)
+    settled = chain.outsider.finalize(job_id)
+    assert settled.event("JobFinalized")["winners"] == [s.address for s in sybils]
+    assert [(e["provider"], e["amount"]) for e in settled.named("Slashed")] == [(honest.address, collateral)]
+    assert chain.market.credits(chain.treasury, ETH) == 2 * (ETHER // 10 // 100) + collateral
+    loss = before - worth()
+    assert loss >= 2 * (ETHER // 10 // 100)  # at least the fee on its two rewards, plus gas
+    assert_solvent(chain)
+
+
+def test_a_stake_of_2_96_cannot_freeze_settlement(chain: Chain) -> None:
+    """With a large-supply ERC-20 stake token, protocol v1 let a provider stake up to 2^96 - 1 of
+    free stake, so that locking collateral later overflowed and settling the job reverted forever.
+    Now all a provider holds stays below 2^96: the stake that would pass it is refused, and the
+    provider's jobs settle, alone and in a batch."""
+    from marketplace.chain.deploy import deploy_market
+    from marketplace.chain.market import Market
+    from marketplace.protocol.reverts import AmountTooLarge
+
+    deployment = deploy_market(chain.owner.sender, treasury=chain.treasury, stake_token=chain.token.address)
+    market = Market(chain.w3, deployment.market)
+    whale = MarketActor(market, chain.providers[4].sender)
+    requester = MarketActor(market, chain.requester.sender)
+    limit = 2**96 - 1
+    chain.send(whale, chain.token, "mint", whale.address, 2**97)
+    chain.send(whale, chain.token, "approve", market.address, 2**256 - 1)
+    whale.register("whale://")
+    whale.stake(limit - ETHER)
+    with pytest.raises(AmountTooLarge):
+        whale.stake(2 * ETHER)  # free + locked + unbonding would pass 2^96 - 1
+    whale.stake(ETHER)  # up to the limit exactly
+    chain.owner.send(market.calls.set_payment_token(chain.token.address, True))
+    chain.send(requester, chain.token, "approve", market.address, 2**256 - 1)
+    params = [
+        JobParams(bytes([i]) * 32, 10**6, token=chain.token.address, collateral_per_replica=10**18)
+        for i in range(1, 4)
+    ]
+    jobs = [requester.post_job(p)[0] for p in params]
+    chain.devnet.mine()
+    whale.claim_many(jobs)  # the only staked provider: eligible at once
+    assert market.provider(whale.address).locked_stake == 3 * 10**18
+    whale.submit_result(jobs[0], GOOD)
+    settled = whale.submit_results(jobs[1:], [GOOD, GOOD])
+    assert len(settled.named("JobFinalized")) == 2
+    info = market.provider(whale.address)
+    assert (info.free_stake, info.locked_stake) == (limit, 0)

@@ -396,8 +396,10 @@ def test_withdraw_stake_around_unbonding_ready_at(chain: Chain, offset: int) -> 
 @pytest.mark.parametrize("window", ["claim_window", "run_timeout", "reveal_window"])
 def test_windows_reaching_past_2106_are_rejected_at_posting(chain: Chain, window: str) -> None:
     # Deadlines are 32-bit timestamps: a job whose last possible deadline would not fit is refused
-    # up front, instead of wrapping (or reverting) at a later claim, commit or reveal.
-    windows = {"claim_window": 60, "run_timeout": 60, "reveal_window": 60, window: UINT32_MAX - 1000}
+    # up front, instead of wrapping (or reverting) at a later claim, commit or reveal. The windows'
+    # bounds keep that for the last hours before 2106.
+    chain.warp(UINT32_MAX - 3_600)
+    windows = {"claim_window": 60, "run_timeout": 60, "reveal_window": 60, window: 7_200}
     with pytest.raises(InvalidWindow):
         post(
             chain,
@@ -409,9 +411,8 @@ def test_windows_reaching_past_2106_are_rejected_at_posting(chain: Chain, window
 
 def test_windows_ending_exactly_at_the_32_bit_limit_run_to_completion(chain: Chain) -> None:
     a, b = chain.providers[:2]
-    posted_at = chain.now() + 10
-    claim_window, run_timeout = 1000, 1000
-    reveal_window = UINT32_MAX - posted_at - claim_window - run_timeout
+    claim_window, run_timeout, reveal_window = 1000, 1000, 86_400
+    posted_at = UINT32_MAX - claim_window - run_timeout - reveal_window
     chain.warp(posted_at)
     job_id = post(
         chain, replicas=2, claim_window=claim_window, run_timeout=run_timeout, reveal_window=reveal_window

@@ -71,6 +71,8 @@ def test_transactions_are_pipelined_into_one_block(chain: Chain, rpc: RpcClient)
     """On a chain with 2-second blocks, two claims sent one after the other land in one block."""
     jobs = [post(chain), post(chain)]
     gateway = gateway_of(chain, rpc, 4)
+    chain.providers[0].await_seats(jobs)  # the draw lets account 4 claim both
+    chain.devnet.mine()
     chain.devnet.call("evm_setAutomine", False)
     chain.devnet.call("evm_setIntervalMining", 2)
     try:
@@ -89,6 +91,8 @@ def test_transactions_are_pipelined_into_one_block(chain: Chain, rpc: RpcClient)
 def test_a_reorg_that_takes_a_mined_claim_away_is_followed(chain: Chain, rpc: RpcClient) -> None:
     """The claim is sent again, mined again, and later transactions are not stuck behind its nonce."""
     first, second = post(chain), post(chain)
+    chain.providers[1].await_seats([first, second])  # the draw lets account 5 claim both
+    chain.devnet.mine()
     gateway = gateway_of(chain, rpc, 5)
     sent = gateway.send("claim", chain.market.calls.claim_jobs([first]), [first])
     (mined,) = collect(gateway, 1)
@@ -122,6 +126,8 @@ def test_a_previous_runs_unmined_claim_is_replaced_before_reconciling(chain: Cha
     """A daemon killed with a claim still in the node's pool: the next run takes the nonce back, so
     the claim can never be mined after the new run decided the job is not its own."""
     job_id = post(chain)
+    chain.providers[2].await_seats([job_id])  # the draw lets account 6 claim it
+    chain.devnet.mine()
     address = chain.devnet.accounts[6].address
     mined_before = chain.w3.eth.get_transaction_count(address)
     chain.devnet.call("evm_setAutomine", False)

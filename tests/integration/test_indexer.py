@@ -323,6 +323,7 @@ def make_fork(node: Devnet) -> Fork:
     requester.send(encode_call(token_contract, "approve", market.address, 2**256 - 1))
     x = post(requester, "x")
     y = post(requester, "y", replicas=2, token=token)
+    node.increase_time(1_801)  # half their claim window: every provider with stake may claim them
     p1.claim(y)
     node.call("anvil_mine", "0x2")
     base = market.w3.eth.block_number
@@ -339,7 +340,7 @@ def make_fork(node: Devnet) -> Fork:
         "P1 claims X": sign(node, 4, market.call("claimJob", x), nonce[4]),
         "R posts B": posted_b,
         "P1 submits X": sign(node, 4, market.call("submitResult", x, result_hash("x")), nonce[4] + 1),
-        "P3 claims A": sign(node, 6, market.call("claimJob", 3), nonce[6]),
+        "P3 adds stake": sign(node, 6, market.call("stake", ETHER, value=ETHER), nonce[6]),
         "P2 claims Y": sign(node, 5, market.call("claimJob", y), nonce[5]),
         "P2 unstakes": sign(node, 5, market.call("requestUnstake", ETHER), nonce[5] + 1),
         "P1 withdraws": sign(node, 4, market.call("withdraw", ETH), nonce[4] + 2),

@@ -44,7 +44,6 @@ def post_round(
             spec_hash=keccak(text=f"{label}/{i}"),
             reward_per_replica=ETHER // 100 + i,
             token=tokens[i % len(tokens)],
-            collateral_per_replica=ETHER // 1000,
         )
         for i in range(BATCH)
     ]
@@ -59,7 +58,7 @@ def post_round(
 def replicated_round(world: DevnetMarket, node: Devnet, providers: list[MarketActor]) -> None:
     """Three-replica jobs through commit and reveal in batches; the last provider lies and is slashed."""
     params = [
-        JobParams(keccak(text=f"replicated/{i}"), ETHER // 100, 3, ETH, ETHER // 1000)
+        JobParams(keccak(text=f"replicated/{i}"), ETHER // 100, 3, ETH, ETHER // 100)
         for i in range(BATCH // 2)
     ]
     job_ids, _ = world.actor(node, 2).post_jobs(params)

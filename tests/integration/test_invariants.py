@@ -71,7 +71,7 @@ class Spec(NamedTuple):
     token: int
     replicas: int
     reward: int
-    collateral: int
+    collateral: int | None  # None: the least the market accepts
     claim_window: int
     run_timeout: int
     reveal_window: int
@@ -82,7 +82,8 @@ SPECS = st.builds(
     token=st.integers(0, 2),
     replicas=st.integers(1, 3),
     reward=st.one_of(st.integers(1, 300), st.integers(1, 10**18)),
-    collateral=st.one_of(st.just(0), st.integers(1, 1000), st.integers(1, 10**18)),
+    # Mostly the market's minimum, sometimes anything (0 and small ones are refused: CollateralTooLow).
+    collateral=st.one_of(st.none(), st.none(), st.just(0), st.integers(1, 1000), st.integers(1, 10**18)),
     claim_window=st.one_of(st.integers(0, 120), st.integers(1, 3600)),  # 0 is rejected: InvalidWindow
     run_timeout=st.one_of(st.integers(1, 120), st.integers(1, 3600)),
     reveal_window=st.one_of(st.integers(1, 120), st.integers(1, 3600)),
@@ -241,6 +242,9 @@ class MarketMachine(RuleBasedStateMachine):
         assert chain.market.stake_token == ETH
         self.tokens = [ETH, chain.token.address, chain.fot.address]
         self.fot_fee_bps = int(chain.fot.functions.FEE_BPS().call())
+        # Plain actors for the providers: the machine keeps its own clock, so a claim the draw does not
+        # allow yet reverts (the test providers' own warping to their turn would move that clock).
+        self.providers = [chain.actor(index) for index in range(4, 9)]
         # One actor per account (each has its own nonce cache): 0 owner, 1 treasury, 2-3 requesters,
         # 4-8 providers, 9 outsider.
         self.everyone: list[MarketActor] = [
@@ -248,13 +252,13 @@ class MarketMachine(RuleBasedStateMachine):
             chain.actor(1),
             chain.requester,
             chain.requester2,
-            *chain.providers,
+            *self.providers,
             chain.outsider,
         ]
         self.by_address: dict[str, MarketActor] = {actor.address: actor for actor in self.everyone}
         self.requesters = [chain.requester, chain.requester2]
         # Who tries to claim: the staked providers, the outsider (stakes only if it registers), a requester.
-        self.claimants = [*chain.providers, chain.outsider, chain.requester]
+        self.claimants = [*self.providers, chain.outsider, chain.requester]
         self.reader = BookReader(chain, [actor.address for actor in self.everyone], self.tokens)
         self.clock = chain.now()
         self.spec_counter = 0
@@ -460,10 +464,15 @@ class MarketMachine(RuleBasedStateMachine):
             if late:
                 requester = self.by_address[model.requester]
                 return "cancelJob", partial(requester.cancel, job_id), None
-            providers = self.chain.providers
+            providers = self.providers
             for actor in providers[job_id % 5 :] + providers[: job_id % 5]:  # a different line-up per job
-                if actor.address not in model.claimers:
-                    return "claimJob", partial(actor.claim, job_id), None
+                if actor.address in model.claimers:
+                    continue
+                turn = self.chain.market.eligible_from(job_id, actor.address)  # the draw's say
+                if turn is None or turn > row.deadline:
+                    continue
+                self._travel_to(turn - 1)  # its claim is the next transaction, a second later
+                return "claimJob", partial(actor.claim, job_id), None
             return None
         seats = [(address, self.by_address[address]) for address in model.claimers]
         if row.status is JobStatus.RUNNING:
@@ -472,7 +481,7 @@ class MarketMachine(RuleBasedStateMachine):
                     continue
                 # Providers 0-2 are honest, provider 3 always lies, provider 4 ignores odd-numbered
                 # jobs (and is slashed for it once the commit deadline passes).
-                personality = self.chain.providers.index(actor) if actor in self.chain.providers else 0
+                personality = self.providers.index(actor) if actor in self.providers else 0
                 if personality == 4 and job_id % 2:
                     continue
                 label = "bad-a" if personality == 3 else "good"
@@ -504,8 +513,9 @@ class MarketMachine(RuleBasedStateMachine):
 
     @initialize(requester=st.integers(0, 1), specs=st.lists(SPECS, min_size=1, max_size=4))
     def post_first_jobs(self, requester: int, specs: list[Spec]) -> None:
-        """Every example starts with some jobs (each claim window at least a second, so they post)."""
-        specs = [spec._replace(claim_window=max(spec.claim_window, 1)) for spec in specs]
+        """Every example starts with some jobs (each claim window at least a second and the least
+        collateral the market accepts, so they post)."""
+        specs = [spec._replace(claim_window=max(spec.claim_window, 1), collateral=None) for spec in specs]
         self.post_jobs(requester, specs)
         assert self.model, "the opening jobs did not post"
 

@@ -105,17 +105,18 @@ def test_three_replicas_majority_paid_and_liar_slashed(chain: Chain, token_name:
     slash = settled.event("Slashed")
     assert (slash["provider"], slash["amount"]) == (liar.address, ETHER)
 
-    # Rewards in the job's token; the liar's collateral (ETH stake) split between the honest two.
+    # Rewards in the job's token; the liar's collateral (ETH stake) goes to the treasury: nobody who
+    # takes part in a job gains from a slash.
     for provider in honest:
-        assert chain.market.credits(provider.address, token) >= ETHER - FEE
-        paid_in_eth = chain.market.credits(provider.address, ETH)
-        expected_eth = ETHER // 2 + (ETHER - FEE if token == ETH else 0)
-        assert paid_in_eth == expected_eth
+        assert chain.market.credits(provider.address, token) == ETHER - FEE
+        assert chain.market.credits(provider.address, ETH) == (ETHER - FEE if token == ETH else 0)
         assert chain.market.provider(provider.address).free_stake == PROVIDER_STAKE
     liar_info = chain.market.provider(liar.address)
     assert (liar_info.free_stake, liar_info.locked_stake) == (PROVIDER_STAKE - ETHER, 0)
     assert chain.market.credits(liar.address, token) == 0
-    assert chain.market.credits(chain.treasury, token) == 2 * FEE
+    assert chain.market.credits(chain.treasury, token) == 2 * FEE + (ETHER if token == ETH else 0)
+    if token != ETH:
+        assert chain.market.credits(chain.treasury, ETH) == ETHER
     assert chain.market.credits(chain.requester.address, token) == ETHER  # the unpaid third reward
 
 
@@ -137,7 +138,8 @@ def test_three_replicas_non_committer_slashed_after_commit_deadline(chain: Chain
     assert settled.event("JobFinalized")["outcome"] == JobStatus.COMPLETED
     assert [e["provider"] for e in settled.named("Slashed")] == [idle.address]
     assert chain.market.provider(idle.address).free_stake == PROVIDER_STAKE - ETHER
-    assert chain.market.credits(a.address, ETH) + chain.market.credits(b.address, ETH) == ETHER
+    assert chain.market.credits(a.address, ETH) + chain.market.credits(b.address, ETH) == 0
+    assert chain.market.credits(chain.treasury, ETH) == ETHER  # the idle provider's collateral
 
 
 def test_no_quorum_fails_refunds_requester_and_returns_collateral(chain: Chain) -> None:
@@ -162,7 +164,7 @@ def test_no_quorum_fails_refunds_requester_and_returns_collateral(chain: Chain) 
     assert chain.market.credits(chain.treasury, ETH) == 0
 
 
-def test_failed_job_slashes_non_revealers_to_requester(chain: Chain) -> None:
+def test_failed_job_slashes_non_revealers_to_the_treasury(chain: Chain) -> None:
     a, b, silent = chain.providers[:3]
     job_id = post(chain, replicas=3, token=chain.token.address, reveal_window=300)
     for provider in (a, b, silent):
@@ -178,7 +180,8 @@ def test_failed_job_slashes_non_revealers_to_requester(chain: Chain) -> None:
     assert settled.event("JobFinalized")["outcome"] == JobStatus.FAILED
     assert [e["provider"] for e in settled.named("Slashed")] == [silent.address]
     assert chain.market.credits(chain.requester.address, chain.token.address) == 3 * ETHER
-    assert chain.market.credits(chain.requester.address, ETH) == ETHER  # the slashed collateral
+    assert chain.market.credits(chain.requester.address, ETH) == 0
+    assert chain.market.credits(chain.treasury, ETH) == ETHER  # the slashed collateral
     for provider in (a, b):
         assert chain.market.provider(provider.address).free_stake == PROVIDER_STAKE
 
@@ -191,7 +194,8 @@ def test_nobody_commits_everyone_slashed_job_failed(chain: Chain) -> None:
     settled = chain.outsider.finalize(job_id)  # no committer left to wait for
     assert settled.event("JobFinalized")["outcome"] == JobStatus.FAILED
     assert len(settled.named("Slashed")) == 2
-    assert chain.market.credits(chain.requester.address, ETH) == 2 * ETHER + 2 * ETHER
+    assert chain.market.credits(chain.requester.address, ETH) == 2 * ETHER  # the escrow, refunded
+    assert chain.market.credits(chain.treasury, ETH) == 2 * ETHER  # both collaterals
 
 
 def test_single_replica_commit_reveal_path_also_settles(chain: Chain) -> None:

@@ -52,6 +52,7 @@ from marketplace.protocol.reverts import (
     TooManyTokens,
     UnbondingNotReady,
     UnknownJob,
+    WindowTooLong,
     WrongEtherAmount,
     ZeroAddress,
     ZeroAmount,
@@ -63,6 +64,7 @@ from tests.helpers import ETHER, PROVIDER_STAKE, Chain, commit, post, result_has
 
 GOOD = result_hash("good")
 BAD = result_hash("bad")
+UINT80_MAX = 2**80 - 1
 UINT96_MAX = 2**96 - 1
 UINT32_MAX = 2**32 - 1
 MINED_GAS = 1_500_000
@@ -176,18 +178,35 @@ def cancelled(chain: Chain, replicas: int = 2) -> int:
         pytest.param({"claim_window": 0}, InvalidWindow, {}, id="zero-claim-window"),
         pytest.param({"run_timeout": 0}, InvalidWindow, {}, id="zero-run-timeout"),
         pytest.param({"reveal_window": 0}, InvalidWindow, {}, id="zero-reveal-window"),
-        pytest.param({"claim_window": UINT32_MAX}, InvalidWindow, {}, id="claim-deadline-overflows"),
         pytest.param(
-            {"reward_per_replica": 2**96},
-            AmountTooLarge,
-            {"amount": 2**96, "max": UINT96_MAX},
-            id="reward-2**96",
+            {"claim_window": UINT32_MAX},
+            WindowTooLong,
+            {"window": UINT32_MAX, "max": 6 * 3600},
+            id="claim-window-over-the-bound",
         ),
         pytest.param(
-            {"collateral_per_replica": 2**96},
+            {"run_timeout": 86_401},
+            WindowTooLong,
+            {"window": 86_401, "max": 86_400},
+            id="run-timeout-over-the-bound",
+        ),
+        pytest.param(
+            {"reveal_window": 86_401},
+            WindowTooLong,
+            {"window": 86_401, "max": 86_400},
+            id="reveal-window-over-the-bound",
+        ),
+        pytest.param(
+            {"reward_per_replica": 2**80},
             AmountTooLarge,
-            {"amount": 2**96, "max": UINT96_MAX},
-            id="collateral-2**96",
+            {"amount": 2**80, "max": UINT80_MAX},
+            id="reward-2**80",
+        ),
+        pytest.param(
+            {"collateral_per_replica": 2**80},
+            AmountTooLarge,
+            {"amount": 2**80, "max": UINT80_MAX},
+            id="collateral-2**80",
         ),
     ],
 )
@@ -208,10 +227,10 @@ def test_post_job_rejects_invalid_params(
     assert world(chain) == before
 
 
-def test_amounts_just_below_the_96_bit_limit_are_accepted(chain: Chain) -> None:
-    params = job_params(token=chain.token.address, collateral_per_replica=UINT96_MAX)
+def test_amounts_just_below_the_80_bit_limit_are_accepted(chain: Chain) -> None:
+    params = job_params(token=chain.token.address, collateral_per_replica=UINT80_MAX)
     job_id, _ = chain.requester.post_job(params)
-    assert chain.market.job(job_id).collateral_per_replica == UINT96_MAX
+    assert chain.market.job(job_id).collateral_per_replica == UINT80_MAX
 
 
 def test_post_job_rejects_unlisted_and_delisted_tokens(chain: Chain) -> None:
@@ -349,6 +368,7 @@ def test_paused_market_rejects_posting_and_claiming(chain: Chain, function: str)
         "claimJobs": (chain.providers[0], chain.market.call("claimJobs", [job_id])),
     }
     actor, call = calls[function]
+    chain.providers[0].await_seats([job_id])
     before = world(chain, job_id)
     with reverts(EnforcedPause):
         actor.send(call)
@@ -443,7 +463,7 @@ def test_unknown_job_reverts_the_views(chain: Chain, view: str) -> None:
 
 
 def test_claim_by_unregistered_account(chain: Chain) -> None:
-    job_id = post(chain, replicas=2, collateral=0)  # even without collateral, only providers claim
+    job_id = post(chain, replicas=2)
     before = world(chain, job_id)
     with reverts(NotRegistered, provider=chain.outsider.address):
         chain.outsider.claim(job_id)
@@ -464,6 +484,7 @@ def test_claim_with_collateral_above_free_stake_mined_locks_nothing(chain: Chain
     collateral = 60 * ETHER
     first, second = post(chain, collateral=collateral), post(chain, collateral=collateral)
     provider.claim(first)
+    provider.await_seats([second])
     before = world(chain, first, second)
     revert_mined(
         chain,

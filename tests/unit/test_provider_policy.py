@@ -1,20 +1,20 @@
-"""The provider's claim policy as pure functions: refusals, rendezvous claiming, capacity."""
+"""The provider's claim policy as pure functions: refusals and capacity."""
 
 from __future__ import annotations
 
-from collections import Counter
+import dataclasses
 from typing import Any
 
 from marketplace.protocol.hashing import Hash32
 from marketplace.protocol.spec import JobSpec, parse_spec
-from marketplace.protocol.views import ETH, PostedJob
+from marketplace.protocol.status import JobStatus
+from marketplace.protocol.views import ETH, JobView, PostedJob
 from provider.config import ProviderConfig
-from provider.policy import Capacity, claim_now, refuse_before_fetching, refuse_plan, rendezvous_rank
+from provider.policy import Capacity, refuse_before_fetching, refuse_plan, refuse_windows
 from provider.workloads import plan
 
 MARKET = "0x" + "11" * 20
 TOKEN = "0x" + "22" * 20
-PROVIDERS = [f"0x{index:040x}" for index in range(1, 6)]
 
 
 def posted(
@@ -55,30 +55,22 @@ def test_workload_and_price_per_fuel_are_checked_on_the_plan() -> None:
     assert refuse_plan(posted(), spec, job_plan, config(workloads="iterated-sha256")) is None
 
 
-def test_rendezvous_gives_each_job_one_order_every_provider_agrees_on() -> None:
-    for job_id in range(1, 50):
-        ranks = sorted(rendezvous_rank(job_id, provider, PROVIDERS) for provider in PROVIDERS)
-        assert ranks == list(range(len(PROVIDERS)))  # a permutation: exactly one first, one second...
-        assert rendezvous_rank(
-            job_id, PROVIDERS[0].upper().replace("0X", "0x"), PROVIDERS
-        ) == rendezvous_rank(job_id, PROVIDERS[0], PROVIDERS)
-
-
-def test_rendezvous_spreads_jobs_evenly() -> None:
-    firsts = Counter(
-        next(p for p in PROVIDERS if rendezvous_rank(job_id, p, PROVIDERS) == 0) for job_id in range(5_000)
-    )
-    assert set(firsts) == set(PROVIDERS)
-    assert max(firsts.values()) < 1.2 * min(firsts.values())
-
-
-def test_a_job_meant_for_others_is_claimed_only_after_the_delay() -> None:
-    job = posted(7, replicas=2)
-    mine = [p for p in PROVIDERS if rendezvous_rank(7, p, PROVIDERS) < 2]
-    others = [p for p in PROVIDERS if p not in mine]
-    assert all(claim_now(job, p, PROVIDERS, seconds_open=0.0, delay=0.5) for p in mine)
-    assert not any(claim_now(job, p, PROVIDERS, seconds_open=0.4, delay=0.5) for p in others)
-    assert all(claim_now(job, p, PROVIDERS, seconds_open=0.5, delay=0.5) for p in others)
+def test_windows_longer_than_the_providers_limits_are_refused() -> None:
+    job = JobView(
+        job_id=1, requester="0x" + "33" * 20, token=ETH, status=JobStatus.OPEN, replicas=1, claims=0,
+        commits=0, reveals=0, deadline=0, reward_per_replica=1, collateral_per_replica=1,
+        run_timeout=3_600, reveal_window=600, fee_bps=100,
+    )  # fmt: skip
+    limits = config(max_claim_window=600, max_run_timeout=3_600, max_reveal_window=600)
+    assert refuse_windows(job, 600, limits) is None
+    for claim_window, run_timeout, reveal_window, which in (
+        (601, 3_600, 600, "claim window"),
+        (600, 3_601, 600, "run timeout"),
+        (600, 3_600, 601, "reveal window"),
+    ):
+        longer = dataclasses.replace(job, run_timeout=run_timeout, reveal_window=reveal_window)
+        refusal = refuse_windows(longer, claim_window, limits)
+        assert refusal is not None and refusal.code == "window" and which in refusal.reason
 
 
 def test_capacity_reserves_job_slots_and_collateral() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -176,6 +176,7 @@ class Demo:
         reveal: set[DemoActor],
     ) -> None:
         """Each provider claims, commits its answer (None: never commits), and reveals if in `reveal`."""
+        self.wait_for_seats([job.job_id], list(answers))
         for provider in answers:
             job.gas += provider.claim(job.job_id).gas_used
         salts = {provider: sha256(f"{provider.address}/{job.job_id}".encode()) for provider in answers}
@@ -198,6 +199,27 @@ class Demo:
             self.node.increase_time(601)  # the reveal deadline passes
         self.settle(job, self.alice.finalize(job.job_id))
 
+    def wait_for_seats(self, job_ids: list[int], providers: Sequence[MarketActor]) -> None:
+        """Seats go by stake-weighted sortition: lets the chain's clock run until each of
+        `providers` may claim each job (at most half the claim window, when all may)."""
+        self.node.mine()  # the posting block's hash seeds the draw: it is known from the next block on
+        ready = {
+            (self.names.get(provider.address, provider.address), job_id): self.market.eligible_from(
+                job_id, provider.address
+            )
+            for job_id in job_ids
+            for provider in providers
+        }
+        latest = self.node.latest_timestamp()
+        wait = max((at or latest) - latest for at in ready.values())
+        if wait > 0:
+            later = sorted({name for (name, _), at in ready.items() if (at or 0) > latest})
+            self.say(
+                f"the draw makes {', '.join(later)} eligible only {wait} s after posting: the clock runs on"
+            )
+            self.node.set_next_block_timestamp(latest + wait)
+            self.node.mine()
+
     # ── the story ──
 
     def run(self) -> None:
@@ -210,6 +232,7 @@ class Demo:
         self.step("Single-replica jobs: the provider submits and is paid in the same transaction")
         for provider, token, reward in ((self.alice, eth, ETHER // 20), (self.bob, tusd, 20 * ETHER)):
             job = self.post("iterated-sha256", 1, token, reward)
+            self.wait_for_seats([job.job_id], [provider])
             job.gas += provider.claim(job.job_id).gas_used
             self.settle(job, provider.submit_result(job.job_id, job.honest_result()))
             self.say(f"job {job.job_id}: {provider.name} ran it and was paid")
@@ -229,7 +252,9 @@ class Demo:
         self.step("Three replicas with no majority: bob crashes, mallory lies")
         job = self.post("iterated-sha256", 3, eth, ETHER // 20)
         self.run_replicated(job, {self.alice: honest, self.bob: None, self.mallory: lie}, set(self.providers))
-        self.say(f"job {job.job_id}: no quorum, the requester is refunded and gets bob's collateral")
+        self.say(
+            f"job {job.job_id}: no quorum, the requester is refunded; bob's collateral goes to the treasury"
+        )
 
         self.step("A job nobody claims is cancelled by its requester")
         job = self.post("iterated-sha256", 1, eth, ETHER // 20)
@@ -246,6 +271,7 @@ class Demo:
         ]
         job_ids, posted = self.requester.post_jobs(params)
         batch = [DemoJob(j, "batch", 1, eth, ETHER // 100, s) for j, s in zip(job_ids, specs, strict=True)]
+        self.wait_for_seats(job_ids, [self.bob])
         claimed = self.bob.claim_many(job_ids)
         settled = self.bob.submit_results(job_ids, [job.honest_result() for job in batch])
         per_job = (posted.gas_used + claimed.gas_used + settled.gas_used) // len(batch)

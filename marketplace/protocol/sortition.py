@@ -1,0 +1,93 @@
+"""Who may take a seat of a job, and from when: the contract's stake-weighted sortition, computed
+off-chain exactly as `claimJob` checks it.
+
+A job's draw has a seed (the hash of the block it was posted in, fixed by its first claim), and
+weighs each provider by the stake it had bonded at the end of that block. A provider's ticket is a
+64-bit number drawn from the seed, the job and its address; it is eligible once
+
+    ticket * total_bonded < (stake_then * expected) << 64
+
+where `expected`, the number of providers expected to be eligible, starts at twice the job's seats
+and doubles every 1/32 of the claim window; from half the window on, every provider that had stake
+is eligible. So the first providers eligible are a random sample weighted by stake (splitting stake
+over several addresses gains nothing), and a job still fills when few providers are online.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+ELIGIBLE_PER_SEAT = 2
+DOUBLINGS_PER_WINDOW = 32
+OPEN_AFTER = 2  # every staked provider is eligible from 1/OPEN_AFTER of the claim window on
+
+
+def seed_block(post_block: int, claim_block: int) -> int | None:
+    """The block whose hash seeds a draw a claim in `claim_block` makes (before any claim fixed
+    the seed): the posting block while the EVM still has its hash (256 blocks), then the latest
+    block a multiple of 256 blocks after it. None within the posting block itself."""
+    if claim_block <= post_block:
+        return None
+    if claim_block - post_block > 256:
+        return post_block + 256 * ((claim_block - 1 - post_block) // 256)
+    return post_block
+
+
+def seed_of(block_hash: bytes) -> int:
+    """The seed a block's hash gives: its low 32 bits (zero counts as 1, zero meaning "none")."""
+    return int.from_bytes(bytes(block_hash)[-4:], "big") or 1
+
+
+def ticket(seed: int, job_id: int, provider: str) -> int:
+    """The provider's ticket for the job: `keccak256(abi.encode(seed, jobId, provider)) >> 192`."""
+    encoded = abi_encode(["uint32", "uint256", "address"], [seed, job_id, to_checksum_address(provider)])
+    return int.from_bytes(keccak(encoded), "big") >> 192
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One job's sortition, as `getSortition` and the JobPosted event describe it."""
+
+    job_id: int
+    replicas: int
+    posted_at: int  # the posting block's timestamp (the claim deadline less the claim window)
+    claim_window: int
+    seed: int  # 0: not drawn yet (the posting block is the latest one)
+    total_bonded: int
+    fixed: bool = False  # a claim fixed the seed (else the next claim draws with it)
+
+    def expected(self, elapsed: int) -> int | None:
+        """How many providers are expected to be eligible `elapsed` seconds after posting; None
+        once every provider with stake is."""
+        if OPEN_AFTER * elapsed >= self.claim_window:
+            return None
+        return (ELIGIBLE_PER_SEAT * self.replicas) << (elapsed * DOUBLINGS_PER_WINDOW // self.claim_window)
+
+    def eligible(self, provider: str, stake_then: int, at: int) -> bool:
+        """Whether `provider`, which had `stake_then` bonded when the job was posted, may claim a
+        seat in a block with timestamp `at`."""
+        if stake_then == 0 or self.seed == 0 or at < self.posted_at:
+            return False
+        expected = self.expected(at - self.posted_at)
+        if expected is None:
+            return True
+        return ticket(self.seed, self.job_id, provider) * self.total_bonded < (stake_then * expected) << 64
+
+    def eligible_from(self, provider: str, stake_then: int) -> int | None:
+        """The earliest block timestamp at which `provider` may claim (None: never, it had no
+        stake, or the seed is not drawn yet)."""
+        if stake_then == 0 or self.seed == 0:
+            return None
+        mine = ticket(self.seed, self.job_id, provider) * self.total_bonded
+        window = self.claim_window
+        open_from = -(-window // OPEN_AFTER)  # ceil: the first elapsed second with 2 * elapsed >= window
+        for doublings in range(DOUBLINGS_PER_WINDOW):
+            starts = -(-doublings * window // DOUBLINGS_PER_WINDOW)  # ceil(doublings * window / 32)
+            if starts >= open_from:
+                break
+            if mine < (stake_then * ((ELIGIBLE_PER_SEAT * self.replicas) << doublings)) << 64:
+                return self.posted_at + starts
+        return self.posted_at + open_from
