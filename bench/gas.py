@@ -29,7 +29,7 @@ from typing import Any
 
 from web3 import Web3
 
-from marketplace.chain.deploy import connect, deploy_contract, deploy_market
+from marketplace.chain.deploy import DEVNET_DOUBLING_PERIOD, connect, deploy_contract, deploy_market
 from marketplace.chain.devnet import Devnet
 from marketplace.chain.market import Market, MarketActor, TxResult, bind, encode_call
 from marketplace.chain.sender import TxSender
@@ -99,7 +99,11 @@ def set_up(devnet: Devnet) -> World:
     accounts = devnet.accounts
     owner_sender = TxSender(w3, accounts[0])
     deployment = deploy_market(
-        owner_sender, treasury=accounts[1].address, unbonding_period=UNBONDING, fee_bps=FEE_BPS
+        owner_sender,
+        treasury=accounts[1].address,
+        unbonding_period=UNBONDING,
+        doubling_period=DEVNET_DOUBLING_PERIOD,
+        fee_bps=FEE_BPS,
     )
     token_address, _ = deploy_contract(owner_sender, "TestToken", "Test USD", "TUSD")
     market = Market(w3, deployment.market)

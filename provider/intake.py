@@ -154,6 +154,11 @@ class Intake:
             self.candidates[job_id] = Candidate(job_id, now, posted=job)
             accepted.append(job_id)
         self._draw(accepted, windows=True)
+        # Fetched and planned at once, whenever the draw lets this provider claim: a job it cannot
+        # run is refused now, and one it can is ready when its turn comes.
+        self.start_preparing(
+            [(c.job_id, c.posted.spec_hash) for c in self.candidates.values() if c.plan is None]
+        )
         return True
 
     def _draw(self, job_ids: list[int], *, windows: bool = False) -> None:
@@ -247,6 +252,10 @@ class Intake:
     def preparing(self, job_id: int) -> bool:
         return job_id in self._preparing
 
+    def _finished(self, job_id: int) -> bool:
+        future = self._preparing.get(job_id)
+        return future is not None and future.done()
+
     def prepared(self, job_id: int) -> Prepared | None:
         """The finished preparation of a job, None while it runs; a failed fetch is retried later."""
         future = self._preparing.get(job_id)
@@ -277,6 +286,9 @@ class Intake:
             ]
         )
         clock = time.monotonic()
+        for candidate in list(self.candidates.values()):  # take in the plans (or refusals) fetched
+            if candidate.plan is None and self._finished(candidate.job_id):
+                self._planned(candidate, clock)
         due = [
             c
             for c in self.candidates.values()

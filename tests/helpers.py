@@ -10,7 +10,13 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 
-from marketplace.chain.deploy import Deployment, connect, deploy_contract, deploy_market
+from marketplace.chain.deploy import (
+    DEVNET_DOUBLING_PERIOD,
+    Deployment,
+    connect,
+    deploy_contract,
+    deploy_market,
+)
 from marketplace.chain.devnet import ChainKind, Devnet
 from marketplace.chain.market import Market, MarketActor, TxResult, bind, encode_call
 from marketplace.chain.sender import TxSender
@@ -154,7 +160,11 @@ def deploy_base(devnet: Devnet) -> Base:
     w3 = connect(devnet.rpc_url)
     owner = TxSender(w3, devnet.accounts[0])
     deployment = deploy_market(
-        owner, treasury=devnet.accounts[1].address, unbonding_period=UNBONDING, fee_bps=FEE_BPS
+        owner,
+        treasury=devnet.accounts[1].address,
+        unbonding_period=UNBONDING,
+        doubling_period=DEVNET_DOUBLING_PERIOD,
+        fee_bps=FEE_BPS,
     )
     token, _ = deploy_contract(owner, "TestToken", "Test USD", "TUSD")
     fot, _ = deploy_contract(owner, "FeeOnTransferToken", 100)

@@ -65,10 +65,19 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     /// @notice Hard cap of the minimum collateral, in basis points of the reward (100 times it).
     uint32 public constant MAX_MIN_COLLATERAL_BPS = 1_000_000;
     uint256 private constant _BPS = 10_000;
+    /// @notice Hard cap of {DOUBLING_PERIOD}.
+    uint32 public constant MAX_DOUBLING_PERIOD = 1 hours;
     /// Expected number of eligible providers per seat when a job is posted; it doubles every
-    /// 1/32 of the claim window, and after half of it every provider with stake is eligible.
+    /// 1/32 of the claim window or every {DOUBLING_PERIOD}, whichever comes first, and after half
+    /// the window every provider with stake is eligible.
     uint256 private constant _ELIGIBLE_PER_SEAT = 2;
     uint256 private constant _DOUBLINGS_PER_WINDOW = 32;
+    uint256 private constant _DOUBLINGS_TO_ALL = 40; // 2^40 times the seats: every staked provider
+
+    /// @notice Seconds after which the number of providers eligible for a seat doubles (at most):
+    /// about one block time of the chain, so that the providers a draw picks have a block to claim
+    /// before it widens. Fixed at deployment.
+    uint256 public immutable DOUBLING_PERIOD;
 
     /// One slot, read by every posting: the job counter and the market's bounds.
     uint64 private _jobCount;
@@ -89,17 +98,23 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     /// @param initialTreasury Receives protocol fees.
     /// @param stakeToken Token providers stake, address(0) for ETH; fixed for the contract's life.
     /// @param unbondingPeriod Seconds unstaked collateral waits before it can be withdrawn.
+    /// @param doublingPeriod {DOUBLING_PERIOD}: 1 second to {MAX_DOUBLING_PERIOD}.
     /// @param initialFeeBps Protocol fee in basis points of each paid reward, at most {MAX_FEE_BPS}.
     constructor(
         address initialOwner,
         address initialTreasury,
         address stakeToken,
         uint32 unbondingPeriod,
+        uint32 doublingPeriod,
         uint16 initialFeeBps
     )
         ProviderStaking(stakeToken, unbondingPeriod)
         Ownable(initialOwner)
     {
+        if (doublingPeriod == 0 || doublingPeriod > MAX_DOUBLING_PERIOD) {
+            revert InvalidDoublingPeriod(doublingPeriod, MAX_DOUBLING_PERIOD);
+        }
+        DOUBLING_PERIOD = doublingPeriod;
         _paymentTokens.push(address(0));
         _setTreasury(initialTreasury);
         _setFee(initialFeeBps);
@@ -717,8 +732,9 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
     /// the claim window on. Before that, its ticket, a number in [0, 2^64) drawn from the seed, the
     /// job and its address, must be below 2^64 times its share of that stake times the number of
     /// providers expected to be eligible: twice the seats at first, doubling every 1/32 of the
-    /// window. So the first eligible are a stake-weighted random sample, splitting stake over
-    /// addresses gains nothing, and a job fills when few providers are online.
+    /// window or every {DOUBLING_PERIOD}, whichever is sooner. So the first eligible are a
+    /// stake-weighted random sample, splitting stake over addresses gains nothing, and a job fills
+    /// when few providers are online.
     function _eligible(Job storage job, uint256 jobId, address provider) private view returns (bool, uint32) {
         uint256 postBlock = job.postBlock;
         uint256 stakeThen = bondedStakeAt(provider, postBlock);
@@ -731,10 +747,14 @@ contract ComputeMarket is ProviderStaking, Ownable2Step, Pausable {
             seed = _seed(postBlock);
             if (seed == 0) return (false, 0);
         }
-        uint256 expected = (_ELIGIBLE_PER_SEAT * job.replicas) << (elapsed * _DOUBLINGS_PER_WINDOW / window);
+        uint256 doublings = elapsed / DOUBLING_PERIOD;
+        uint256 byWindow = elapsed * _DOUBLINGS_PER_WINDOW / window;
+        if (byWindow > doublings) doublings = byWindow;
+        if (doublings >= _DOUBLINGS_TO_ALL) return (true, seed);
+        uint256 expected = (_ELIGIBLE_PER_SEAT * job.replicas) << doublings;
         uint256 ticket = uint256(keccak256(abi.encode(seed, jobId, provider))) >> 192;
         // No overflow: ticket < 2^64 and the total stake is far below 2^192; stakeThen < 2^96 and
-        // expected < 2^20 (fewer than 16 doublings in the first half), so the right side < 2^180.
+        // expected < 2^45 (fewer than 40 doublings), so the right side < 2^205.
         return (ticket * totalBondedAt(postBlock) < (stakeThen * expected) << 64, seed);
     }
 

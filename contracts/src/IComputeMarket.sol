@@ -124,6 +124,8 @@ interface IComputeMarket {
     error CollateralBoundTooHigh(uint256 minCollateralBps, uint256 max);
     /// @notice An unbonding period above its hard cap.
     error InvalidUnbondingPeriod(uint256 period, uint256 max);
+    /// @notice A doubling period of zero or above its hard cap.
+    error InvalidDoublingPeriod(uint256 period, uint256 max);
     /// @notice The caller's ticket for this job is not within its eligibility threshold yet.
     error NotEligible(uint256 jobId, address provider);
     /// @notice The block whose hash seeds this job's draw (`seedBlock`) is not over yet.
@@ -258,8 +260,10 @@ interface IComputeMarket {
     /// multiple of 256 blocks after it; the first claim fixes the seed). The ticket must be below
     /// 2^64 times the caller's share of the stake bonded at the end of the posting block times
     /// the number of providers expected to be eligible, which starts at twice the seats and
-    /// doubles every 1/32 of the claim window; from half the window on, every provider that had
-    /// stake then is eligible. Stake bonded after the posting block does not count.
+    /// doubles every 1/32 of the claim window or every `DOUBLING_PERIOD` (about a block time, fixed
+    /// at deployment), whichever is sooner; from half the window on, every provider that had
+    /// stake then is eligible. Stake bonded after the
+    /// posting block does not count.
     function claimJob(uint256 jobId) external;
 
     /// @notice {claimJob} for many jobs; jobs already full, cancelled, past their claim window,

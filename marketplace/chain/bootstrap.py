@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from .deploy import Deployment, connect, deploy_contract, deploy_market
+from .deploy import DEVNET_DOUBLING_PERIOD, Deployment, connect, deploy_contract, deploy_market
 from .devnet import Devnet
 from .market import Market, MarketActor
 from .sender import TxSender
@@ -29,7 +29,11 @@ def setup_devnet_market(node: Devnet, *, fee_bps: int = 100, unbonding_period: i
     w3 = connect(node.rpc_url)
     owner = TxSender(w3, node.accounts[0])
     deployment = deploy_market(
-        owner, treasury=node.accounts[1].address, fee_bps=fee_bps, unbonding_period=unbonding_period
+        owner,
+        treasury=node.accounts[1].address,
+        fee_bps=fee_bps,
+        unbonding_period=unbonding_period,
+        doubling_period=DEVNET_DOUBLING_PERIOD,
     )
     token, _ = deploy_contract(owner, "TestToken", "Test USD", "TUSD")
     market = Market(w3, deployment.market)

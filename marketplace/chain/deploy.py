@@ -17,6 +17,8 @@ from ..protocol.views import ZERO_ADDRESS
 from .sender import Call, TxSender
 
 WEEK = 7 * 24 * 3600
+ETHEREUM_SLOT = 12  # seconds: the default doubling period of a draw, about one block time
+DEVNET_DOUBLING_PERIOD = 2  # local chains mine at once (or every 2 s in the block-time benchmark)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Deployment:
     unbonding_period: int
     fee_bps: int
     gas_used: int
+    doubling_period: int = ETHEREUM_SLOT
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,14 +73,16 @@ def deploy_market(
     treasury: str | None = None,
     stake_token: str = ZERO_ADDRESS,
     unbonding_period: int = WEEK,
+    doubling_period: int = ETHEREUM_SLOT,
     fee_bps: int = 100,
 ) -> Deployment:
-    """Deploys ComputeMarket; the deployer is owner and treasury unless told otherwise."""
+    """Deploys ComputeMarket; the deployer is owner and treasury unless told otherwise.
+    `doubling_period` should be about the chain's block time (see `DOUBLING_PERIOD`)."""
     owner = to_checksum_address(owner or sender.address)
     treasury = to_checksum_address(treasury or sender.address)
     stake_token = to_checksum_address(stake_token)
     address, receipt = deploy_contract(
-        sender, "ComputeMarket", owner, treasury, stake_token, unbonding_period, fee_bps
+        sender, "ComputeMarket", owner, treasury, stake_token, unbonding_period, doubling_period, fee_bps
     )
     return Deployment(
         chain_id=sender.chain_id,
@@ -91,6 +96,7 @@ def deploy_market(
         unbonding_period=unbonding_period,
         fee_bps=fee_bps,
         gas_used=int(receipt["gasUsed"]),
+        doubling_period=doubling_period,
     )
 
 

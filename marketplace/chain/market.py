@@ -106,12 +106,12 @@ class MarketCalls:
     # ── jobs ──
 
     def post_job(self, params: JobParams) -> Call:
-        params = self._market.with_collateral(params)
+        (params,) = self._market.with_collateral(params)
         return self._encode("postJob", params.as_tuple(), value=params.escrow if params.token == ETH else 0)
 
     def post_jobs(self, params: Sequence[JobParams]) -> Call:
         value = sum(p.escrow for p in params if p.token == ETH)
-        filled = [self._market.with_collateral(p) for p in params]
+        filled = self._market.with_collateral(*params)
         return self._encode("postJobs", [p.as_tuple() for p in filled], value=value)
 
     def claim_job(self, job_id: int) -> Call:
@@ -235,6 +235,7 @@ class Market:
         return Draw(
             job_id=job_id, replicas=view.replicas, posted_at=view.deadline - sortition.claim_window,
             claim_window=sortition.claim_window, seed=seed, total_bonded=sortition.total_bonded,
+            doubling_period=self.doubling_period,
         )  # fmt: skip
 
     def eligible_from(self, job_id: int, provider: str) -> int | None:
@@ -246,14 +247,28 @@ class Market:
     def bounds(self) -> Bounds:
         return Bounds(*self.contract.functions.bounds().call())
 
-    def with_collateral(self, params: JobParams) -> JobParams:
-        """`params` with the least collateral the market accepts where it names none."""
-        if params.collateral_per_replica is not None:
-            return params
-        minimum = self.bounds().min_collateral(
-            params.reward_per_replica, same_token=params.token == self.stake_token
-        )
-        return dataclasses.replace(params, collateral_per_replica=minimum)
+    def with_collateral(self, *jobs: JobParams) -> list[JobParams]:
+        """Each of `jobs` with the least collateral the market accepts where it names none (the
+        bounds are read once, and only if needed)."""
+        if all(params.collateral_per_replica is not None for params in jobs):
+            return list(jobs)
+        bounds = self.bounds()
+        return [
+            params
+            if params.collateral_per_replica is not None
+            else dataclasses.replace(
+                params,
+                collateral_per_replica=bounds.min_collateral(
+                    params.reward_per_replica, same_token=params.token == self.stake_token
+                ),
+            )
+            for params in jobs
+        ]
+
+    @cached_property
+    def doubling_period(self) -> int:
+        """Seconds after which a draw's eligible providers double at most; fixed at deployment."""
+        return int(self.contract.functions.DOUBLING_PERIOD().call())
 
     @cached_property
     def stake_token(self) -> str:

@@ -127,7 +127,7 @@ class MarketReader:
             draw = Draw(
                 job_id=job.job_id, replicas=job.replicas, posted_at=job.claim_deadline - view.claim_window,
                 claim_window=view.claim_window, seed=seed, total_bonded=view.total_bonded,
-                fixed=view.seed != 0,
+                doubling_period=self.market.doubling_period, fixed=view.seed != 0,
             )  # fmt: skip
             found[job.job_id] = (draw, stake_then)
         return found

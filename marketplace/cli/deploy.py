@@ -24,6 +24,12 @@ def deploy(
     unbonding_period: Annotated[
         int, typer.Option(min=0, help="seconds before unstaked ETH can leave")
     ] = 604800,
+    doubling_period: Annotated[
+        int,
+        typer.Option(
+            min=1, max=3600, help="seconds until a job's eligible providers double: about the block time"
+        ),
+    ] = 12,
     out: Annotated[Path | None, typer.Option(help="deployments directory (default: ./deployments)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object, nothing else")] = False,
 ) -> None:
@@ -50,6 +56,7 @@ def deploy(
             stake_token=stake_token,
             fee_bps=fee_bps,
             unbonding_period=unbonding_period,
+            doubling_period=doubling_period,
         )
     except MarketError as exc:
         fail(f"deployment failed: {exc}")

@@ -8,9 +8,11 @@ weighs each provider by the stake it had bonded at the end of that block. A prov
     ticket * total_bonded < (stake_then * expected) << 64
 
 where `expected`, the number of providers expected to be eligible, starts at twice the job's seats
-and doubles every 1/32 of the claim window; from half the window on, every provider that had stake
-is eligible. So the first providers eligible are a random sample weighted by stake (splitting stake
-over several addresses gains nothing), and a job still fills when few providers are online.
+and doubles every 1/32 of the claim window or every doubling period (the market's
+`DOUBLING_PERIOD`, about a block time), whichever is sooner; from half the window on, every
+provider that had stake is eligible. So the first providers eligible are a random sample weighted
+by stake (splitting stake over several addresses gains nothing), and a job still fills when few
+providers are online.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from eth_utils import keccak, to_checksum_address
 
 ELIGIBLE_PER_SEAT = 2
 DOUBLINGS_PER_WINDOW = 32
+DOUBLINGS_TO_ALL = 40  # past this many doublings every staked provider is eligible
 OPEN_AFTER = 2  # every staked provider is eligible from 1/OPEN_AFTER of the claim window on
 
 
@@ -57,6 +60,7 @@ class Draw:
     claim_window: int
     seed: int  # 0: not drawn yet (the posting block is the latest one)
     total_bonded: int
+    doubling_period: int  # the market's DOUBLING_PERIOD, in seconds
     fixed: bool = False  # a claim fixed the seed (else the next claim draws with it)
 
     def expected(self, elapsed: int) -> int | None:
@@ -64,7 +68,10 @@ class Draw:
         once every provider with stake is."""
         if OPEN_AFTER * elapsed >= self.claim_window:
             return None
-        return (ELIGIBLE_PER_SEAT * self.replicas) << (elapsed * DOUBLINGS_PER_WINDOW // self.claim_window)
+        doublings = max(elapsed // self.doubling_period, elapsed * DOUBLINGS_PER_WINDOW // self.claim_window)
+        if doublings >= DOUBLINGS_TO_ALL:
+            return None
+        return (ELIGIBLE_PER_SEAT * self.replicas) << doublings
 
     def eligible(self, provider: str, stake_then: int, at: int) -> bool:
         """Whether `provider`, which had `stake_then` bonded when the job was posted, may claim a
@@ -84,10 +91,11 @@ class Draw:
         mine = ticket(self.seed, self.job_id, provider) * self.total_bonded
         window = self.claim_window
         open_from = -(-window // OPEN_AFTER)  # ceil: the first elapsed second with 2 * elapsed >= window
-        for doublings in range(DOUBLINGS_PER_WINDOW):
-            starts = -(-doublings * window // DOUBLINGS_PER_WINDOW)  # ceil(doublings * window / 32)
+        for doublings in range(DOUBLINGS_TO_ALL):
+            # The first second with at least this many doublings, by either schedule.
+            starts = min(doublings * self.doubling_period, -(-doublings * window // DOUBLINGS_PER_WINDOW))
             if starts >= open_from:
                 break
             if mine < (stake_then * ((ELIGIBLE_PER_SEAT * self.replicas) << doublings)) << 64:
                 return self.posted_at + starts
-        return self.posted_at + open_from
+        return self.posted_at + min(open_from, DOUBLINGS_TO_ALL * self.doubling_period)

@@ -36,7 +36,9 @@ from marketplace.protocol.reverts import (
     ExpectedPause,
     FeeTooHigh,
     InsufficientFreeStake,
+    InvalidDoublingPeriod,
     InvalidReplicas,
+    InvalidUnbondingPeriod,
     InvalidWindow,
     JobNotInState,
     LengthMismatch,
@@ -1028,6 +1030,17 @@ def test_erc20_stake_rejects_ether_and_amounts_above_96_bits(chain: Chain) -> No
     with reverts(AmountTooLarge, amount=2**96, max=UINT96_MAX):
         staker.stake(1)
     assert market.provider(provider.address).free_stake == UINT96_MAX
+
+
+def test_deployment_refuses_periods_out_of_bounds(chain: Chain) -> None:
+    year = 365 * 24 * 3600
+    with reverts(InvalidUnbondingPeriod, period=year + 1, max=year):
+        deploy_market(chain.owner.sender, unbonding_period=year + 1)
+    for period in (0, 3601):
+        with reverts(InvalidDoublingPeriod, period=period, max=3600):
+            deploy_market(chain.owner.sender, doubling_period=period)
+    deployment = deploy_market(chain.owner.sender, unbonding_period=year, doubling_period=3600)
+    assert Market(chain.w3, deployment.market).doubling_period == 3600
 
 
 def test_request_unstake_unregistered(chain: Chain) -> None:

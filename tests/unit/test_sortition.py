@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from marketplace.protocol.sortition import Draw, seed_block, seed_of, ticket
 
 WINDOW = 320
+DOUBLING_PERIOD = 8
 
 
 def address(index: int) -> str:
@@ -20,7 +21,13 @@ def address(index: int) -> str:
 
 def draw(seed: int, job_id: int = 1, replicas: int = 1, total: int = 10) -> Draw:
     return Draw(
-        job_id=job_id, replicas=replicas, posted_at=1_000, claim_window=WINDOW, seed=seed, total_bonded=total
+        job_id=job_id,
+        replicas=replicas,
+        posted_at=1_000,
+        claim_window=WINDOW,
+        seed=seed,
+        total_bonded=total,
+        doubling_period=DOUBLING_PERIOD,
     )
 
 
