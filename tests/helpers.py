@@ -78,11 +78,12 @@ class Chain:
         self.next_timestamp = None
 
     def next_block_time(self) -> int:
-        """The earliest timestamp the next block will carry."""
+        """The earliest timestamp the next block may carry: a warped one, else the latest block's
+        own (a devnet mines blocks within one second with the same timestamp)."""
         latest = self.now()
         if self.next_timestamp is not None and self.next_timestamp > latest:
             return self.next_timestamp
-        return latest + 1
+        return latest
 
 
 class Provider(MarketActor):
