@@ -90,7 +90,8 @@ def measure_latency(requester: Requester, reader: MarketReader, samples: int) ->
 
 def measure_throughput(requester: Requester, reader: MarketReader, jobs: int) -> tuple[float, float, int]:
     """(seconds from the first posting to the last settlement, seconds spent posting, settled)."""
-    digests = [requester.api.upload(canonical_json(tiny_spec(f"throughput-{i}"))).digest for i in range(jobs)]
+    specs = [canonical_json(tiny_spec(f"throughput-{i}")) for i in range(jobs)]
+    digests = [ref.digest for ref in requester.api.upload_many(specs)]
     params = [JobParams(bytes.fromhex(digest), REWARD) for digest in digests]
     started = time.monotonic()
     ids: list[int] = []

@@ -42,6 +42,13 @@ class ProviderConfig(BaseSettings):
     max_claim_window: int = Field(6 * 3600, ge=1, description="longest claim window accepted, seconds")
     max_run_timeout: int = Field(24 * 3600, ge=1, description="longest run timeout accepted, seconds")
     max_reveal_window: int = Field(24 * 3600, ge=1, description="longest reveal window accepted, seconds")
+    runner_up_delay: float = Field(
+        2.0,
+        ge=0,
+        le=600,
+        description="seconds to wait, once eligible, before claiming a job that as many providers ahead "
+        "in its draw as it has seats may claim too",
+    )
 
     # ── staking and earnings ──
     stake: int = Field(0, ge=0, description="stake to keep free at start-up (tops up if below), wei")

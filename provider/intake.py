@@ -24,7 +24,7 @@ from marketplace.chain.reads import MarketReader
 from marketplace.client import MarketplaceApi
 from marketplace.protocol.errors import MarketError
 from marketplace.protocol.hashing import Hash32
-from marketplace.protocol.sortition import seed_block
+from marketplace.protocol.sortition import ahead_of, seed_block
 from marketplace.protocol.spec import InvalidSpec, JobSpec, parse_spec
 from marketplace.protocol.status import JobStatus
 from marketplace.protocol.views import PostedJob
@@ -41,6 +41,7 @@ log = logging.getLogger("cmarket.provider")
 FETCH_RETRY_SECONDS = 2.0
 PREPARE_WAIT_SECONDS = 0.25
 LEFTOVER_CHECK_SECONDS = 1.0
+PROVIDERS_REFRESH_SECONDS = 10.0
 BLOB_CACHE_BYTES = 256 * 1024 * 1024
 
 Prepared = tuple[JobSpec, Plan] | Refusal
@@ -55,6 +56,8 @@ class Candidate:
     posted: PostedJob
     posted_at: int = 0  # the posting block's time
     eligible_from: int | None = None  # block time from which the draw lets this provider claim
+    ahead: int = 0  # known providers the draw makes eligible before this one (or with it)
+    due_since: float | None = None  # when the draw first let it claim (monotonic clock)
     drawn: bool = False  # the draw is known (its seed was fixed, or the posting block is over)
     seed_block: int | None = None  # the block whose hash seeded the draw, while no claim fixed it
     spec: JobSpec | None = None
@@ -120,6 +123,7 @@ class Intake:
         self.refused: set[int] = set()
         self._preparing: dict[int, Future[dict[int, Prepared]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fetch")
+        self._stakes: tuple[float, dict[str, int]] = (-PROVIDERS_REFRESH_SECONDS, {})
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -168,6 +172,7 @@ class Intake:
         if not candidates:
             return
         draws = self.reader.draws([c.posted for c in candidates], self.address)
+        stakes = self._known_stakes()
         head = self.reader.head_number()
         fixed = {job_id: found[0].fixed for job_id, found in draws.items()}
         views = self.reader.jobs(c.job_id for c in candidates) if windows else {}
@@ -190,6 +195,24 @@ class Intake:
             )
             candidate.posted_at = draw.posted_at
             candidate.eligible_from = draw.eligible_from(self.address, stake_then)
+            if draw.seed != 0:
+                line = {**stakes, self.address: stake_then}
+                candidate.ahead = ahead_of(draw.seed, candidate.job_id, self.address, line)
+
+    def _known_stakes(self) -> dict[str, int]:
+        """The stake of each provider the marketplace knows (refreshed every few seconds; empty
+        while it is away, so nobody is known to be ahead): whom the draw puts ahead of this one
+        in a job's line. Only a courtesy: the contract decides who may claim."""
+        fetched_at, stakes = self._stakes
+        if time.monotonic() - fetched_at >= PROVIDERS_REFRESH_SECONDS:
+            try:
+                entries = self.api.providers(limit=200)
+                stakes = {e["address"]: int(e["staked"]) + int(e["locked"]) for e in entries}
+            except (MarketError, OSError, KeyError, ValueError) as exc:
+                log.info("no provider list from the marketplace: %s", exc)
+                stakes = {}
+            self._stakes = (time.monotonic(), stakes)
+        return stakes
 
     def reconsider(self, job_ids: set[int]) -> None:
         """Takes back jobs whose claim came too early for the draw: they are candidates again."""
@@ -289,20 +312,25 @@ class Intake:
         for candidate in list(self.candidates.values()):  # take in the plans (or refusals) fetched
             if candidate.plan is None and self._finished(candidate.job_id):
                 self._planned(candidate, clock)
-        due = [
-            c
-            for c in self.candidates.values()
-            if c.eligible_from is not None and c.eligible_from <= next_block
-        ]
+        due = []
+        for candidate in self.candidates.values():
+            if candidate.eligible_from is None or candidate.eligible_from > next_block:
+                continue
+            if candidate.due_since is None:
+                candidate.due_since = clock
+            # Enough providers ahead in the draw may claim it too: leave it to them for a while.
+            behind = candidate.ahead >= candidate.posted.replicas
+            if not behind or clock - candidate.due_since >= self.config.runner_up_delay:
+                due.append(candidate)
         if not due:
             return []
-        # A job this provider became eligible for only later than at once may well be taken by
-        # now: those are read on-chain before anything is fetched for them.
+        # A job this provider became eligible for only later than at once, or left to providers
+        # ahead of it, may well be taken by now: those are read on-chain before they are claimed.
         late = [
             c
             for c in due
             if c.eligible_from is not None
-            and c.eligible_from > c.posted_at
+            and (c.eligible_from > c.posted_at or c.ahead >= c.posted.replicas)
             and clock - c.checked_at > LEFTOVER_CHECK_SECONDS
         ]
         views = self.reader.jobs(c.job_id for c in late)

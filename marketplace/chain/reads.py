@@ -8,13 +8,13 @@ per job through web3 would cost a round trip each.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from eth_utils.abi import get_abi_output_types
 
 from ..protocol import artifacts
-from ..protocol.events import LogDecoder, topic
+from ..protocol.events import LogDecoder, decode_words, static_tuple, topic
 from ..protocol.reverts import decode_revert
 from ..protocol.sortition import Draw, seed_block, seed_of
 from ..protocol.views import AssignmentView, JobView, PostedJob, Settlement, SortitionView
@@ -32,15 +32,23 @@ class MarketReader:
         self.market = market
         self.address = market.address
         abi = artifacts.load("ComputeMarket")
-        self._job_types = get_abi_output_types(abi.entry("function", "getJob"))  # type: ignore[arg-type]
-        self._assignment_types = get_abi_output_types(abi.entry("function", "getAssignment"))  # type: ignore[arg-type]
+        self._job_types = self._output_words(abi.entry("function", "getJob"))
+        self._assignment_types = self._output_words(abi.entry("function", "getAssignment"))
         self._settled_topics = [topic("JobFinalized"), topic("JobCancelled")]
         self._decoder = LogDecoder()
-        self._sortition_types = get_abi_output_types(abi.entry("function", "getSortition"))  # type: ignore[arg-type]
+        self._sortition_types = self._output_words(abi.entry("function", "getSortition"))
         self._get_job = self._selector("getJob")
         self._get_assignment = self._selector("getAssignment")
         self._get_sortition = self._selector("getSortition")
         self._bonded_at = self._selector("bondedStakeAt")
+
+    @staticmethod
+    def _output_words(entry: dict[str, Any]) -> tuple[str, ...]:
+        """The word types of a view that returns one struct of static words."""
+        types = static_tuple(get_abi_output_types(entry))  # type: ignore[arg-type]
+        if types is None:
+            raise TypeError(f"{entry['name']} returns more than one struct of static words")
+        return types
 
     def _selector(self, name: str) -> str:
         """The hex selector of function `name` (calldata is built by hand: web3's encoder costs
@@ -71,7 +79,7 @@ class MarketReader:
                 if reply.data is None or decode_revert(reply.data).error_name != "UnknownJob":
                     raise reply
                 continue
-            (fields,) = abi_decode(self._job_types, reply)
+            fields = decode_words(self._job_types, reply)
             found[job_id] = JobView.from_abi(job_id, fields)
         return found
 
@@ -84,7 +92,7 @@ class MarketReader:
         for job_id, reply in zip(ids, self._calls(encoded), strict=True):
             if isinstance(reply, RpcError):
                 raise reply
-            (fields,) = abi_decode(self._assignment_types, reply)
+            fields = decode_words(self._assignment_types, reply)
             found[job_id] = AssignmentView.from_abi(fields)
         return found
 
@@ -104,7 +112,7 @@ class MarketReader:
             sortition, stake = replies[2 * index], replies[2 * index + 1]
             if isinstance(sortition, RpcError) or isinstance(stake, RpcError):
                 continue  # an unknown job (reorged away): no draw
-            (fields,) = abi_decode(self._sortition_types, sortition)
+            fields = decode_words(self._sortition_types, sortition)
             views[job.job_id] = (SortitionView.from_abi(fields), int.from_bytes(stake[-32:], "big"))
         unseeded = {
             block

@@ -42,6 +42,14 @@ def start(
         int | None,
         typer.Option(min=1, help="refuse jobs with a claim, run or reveal window longer than this, seconds"),
     ] = None,
+    runner_up_delay: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=600,
+            help="seconds to leave a job to the providers ahead in its draw, when they may claim it too",
+        ),
+    ] = 2.0,
     poll_interval: Annotated[float, typer.Option(min=0.01, max=10, help="seconds between idle rounds")] = 0.1,
     drain_timeout: Annotated[
         float, typer.Option(min=0, help="seconds SIGTERM waits for in-flight work")
@@ -85,7 +93,7 @@ def start(
             max_concurrent_jobs=max_concurrent, max_batch=max_batch,
             stake=parse_amount(stake, allow_zero=True),
             withdraw_threshold=parse_amount(withdraw_threshold, allow_zero=True),
-            poll_interval=poll_interval, drain_timeout=drain_timeout,
+            runner_up_delay=runner_up_delay, poll_interval=poll_interval, drain_timeout=drain_timeout,
             **windows,
             metrics_port=metrics_port, byzantine=byzantine, finality_depth=finality_depth,
         )  # fmt: skip

@@ -8,6 +8,7 @@ their members (`JobStatus.COMPLETED`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
 from typing import Any
@@ -78,6 +79,40 @@ def _sliced(layout: tuple[tuple[str, str, bool], ...], data: bytes, native: bool
             _word(name, type_, data[at : at + 32], native) for at in range(start, start + 32 * count, 32)
         ]
     return args
+
+
+def static_tuple(types: Sequence[str]) -> tuple[str, ...] | None:
+    """The component types of a function's single tuple output (as eth_utils gives it, e.g.
+    `["(address,uint8,bytes32)"]`), if each is one static word; None otherwise."""
+    if len(types) != 1 or not (types[0].startswith("(") and types[0].endswith(")")):
+        return None
+    parts = tuple(types[0][1:-1].split(","))
+    return parts if all(part in _STATIC_WORD_TYPES for part in parts) else None
+
+
+def decode_words(types: tuple[str, ...], data: bytes) -> tuple[Any, ...]:
+    """A tuple of static words, sliced (eth_abi's decoder costs a millisecond a call on a busy
+    machine, and a provider reads thousands): integers, bytes, checksummed addresses, booleans.
+    Data of another length, or a word with bits outside its type, is handed to eth_abi, which
+    decodes it or says what is wrong with it."""
+    if len(data) == 32 * len(types):
+        values: list[Any] = []
+        for index, type_ in enumerate(types):
+            word = data[32 * index : 32 * index + 32]
+            number = int.from_bytes(word, "big")
+            if type_ == "bytes32":
+                values.append(word)
+            elif type_ == "address" and number < 2**160:
+                values.append(checksum_address("0x" + word[12:].hex()))
+            elif type_ == "bool" and number < 2:
+                values.append(number == 1)
+            elif type_.startswith("uint") and number < 2 ** int(type_[4:]):
+                values.append(number)
+            else:
+                break
+        else:
+            return tuple(values)
+    return tuple(abi_decode([f"({','.join(types)})"], data)[0])
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ providers are online.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 ELIGIBLE_PER_SEAT = 2
 DOUBLINGS_PER_WINDOW = 32
@@ -45,9 +45,29 @@ def seed_of(block_hash: bytes) -> int:
 
 
 def ticket(seed: int, job_id: int, provider: str) -> int:
-    """The provider's ticket for the job: `keccak256(abi.encode(seed, jobId, provider)) >> 192`."""
-    encoded = abi_encode(["uint32", "uint256", "address"], [seed, job_id, to_checksum_address(provider)])
+    """The provider's ticket for the job: `keccak256(abi.encode(seed, jobId, provider)) >> 192`
+    (the three values are static, so their encoding is three 32-byte words)."""
+    address = bytes.fromhex(provider.removeprefix("0x"))
+    if len(address) != 20 or not 0 <= seed < 2**32 or not 0 <= job_id < 2**256:
+        raise ValueError(f"no ticket for seed {seed}, job {job_id}, provider {provider!r}")
+    encoded = seed.to_bytes(32, "big") + job_id.to_bytes(32, "big") + address.rjust(32, b"\0")
     return int.from_bytes(keccak(encoded), "big") >> 192
+
+
+def ahead_of(seed: int, job_id: int, provider: str, stakes: Mapping[str, int]) -> int:
+    """How many of the providers with `stakes` (address -> stake bonded at posting) the draw makes
+    eligible before `provider`, or with it: its place in line, 0 for the first. Eligibility goes
+    by ticket per unit of stake, so whoever is ahead of a provider is eligible whenever it is."""
+    key = {address.lower(): stake for address, stake in stakes.items()}
+    mine = key.get(provider.lower(), 0)
+    if mine == 0:
+        return len([stake for stake in key.values() if stake > 0])
+    me, my_ticket = provider.lower(), ticket(seed, job_id, provider)
+    return sum(
+        1
+        for address, stake in key.items()
+        if stake > 0 and address != me and ticket(seed, job_id, address) * mine <= my_ticket * stake
+    )
 
 
 @dataclass(frozen=True)

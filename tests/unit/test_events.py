@@ -12,7 +12,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.protocol.events import LogDecoder
+from marketplace.protocol.events import LogDecoder, decode_words, static_tuple
 
 
 def event(name: str, *inputs: tuple[str, str, bool]) -> dict[str, Any]:
@@ -100,3 +100,43 @@ def test_data_that_does_not_fit_its_layout_is_refused(damage: Any) -> None:
     data = encode(["uint8", "bytes32", "address[]"], [1, b"\x05" * 32, winners])
     with pytest.raises(DecodingError):
         DECODER.decode(log(FINALIZED, [(9).to_bytes(32, "big")], damage(data)))
+
+
+VIEW = ("address", "uint8", "uint32", "uint256", "bytes32", "bool")
+
+
+@given(
+    who=addresses,
+    small=st.integers(0, 2**8 - 1),
+    mid=st.integers(0, 2**32 - 1),
+    big=amounts,
+    digest=st.binary(min_size=32, max_size=32),
+    flag=st.booleans(),
+)
+def test_a_view_of_static_words_is_sliced_as_eth_abi_decodes_it(
+    who: str, small: int, mid: int, big: int, digest: bytes, flag: bool
+) -> None:
+    values = (who, small, mid, big, digest, flag)
+    assert decode_words(VIEW, encode([f"({','.join(VIEW)})"], [values])) == values
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-1],  # short
+        lambda data: data[:32] + (2**8).to_bytes(32, "big") + data[64:],  # a uint8 word out of range
+        lambda data: data[:160] + (2).to_bytes(32, "big"),  # a bool neither 0 nor 1
+    ],
+)
+def test_a_view_that_does_not_fit_its_words_is_refused_by_eth_abi(damage: Any) -> None:
+    data = encode(
+        [f"({','.join(VIEW)})"], [(to_checksum_address("0x" + "11" * 20), 1, 2, 3, b"\x04" * 32, True)]
+    )
+    with pytest.raises(DecodingError):
+        decode_words(VIEW, damage(data))
+
+
+def test_only_a_single_struct_of_static_words_is_sliced() -> None:
+    assert static_tuple(["(address,uint8,bytes32)"]) == ("address", "uint8", "bytes32")
+    assert static_tuple(["(address,string)"]) is None
+    assert static_tuple(["uint256", "uint256"]) is None

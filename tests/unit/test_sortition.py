@@ -9,7 +9,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.protocol.sortition import Draw, seed_block, seed_of, ticket
+from marketplace.protocol.sortition import Draw, ahead_of, seed_block, seed_of, ticket
 
 WINDOW = 320
 DOUBLING_PERIOD = 8
@@ -76,6 +76,20 @@ def test_tickets_are_the_contracts_formula() -> None:
     provider = address(3)
     encoded = (5).to_bytes(32, "big") + (42).to_bytes(32, "big") + bytes(12) + bytes.fromhex(provider[2:])
     assert ticket(5, 42, provider) == int.from_bytes(keccak(encoded), "big") >> 192
+
+
+@given(st.integers(1, 2**32 - 1), st.integers(1, 10**6), st.lists(st.integers(1, 50), min_size=2, max_size=8))
+def test_whoever_is_ahead_in_line_is_eligible_no_later(seed: int, job_id: int, stakes: list[int]) -> None:
+    by_address = {address(i): stake for i, stake in enumerate(stakes)}
+    job = draw(seed, job_id, total=sum(stakes))
+    places = {a: ahead_of(seed, job_id, a, by_address) for a in by_address}
+    starts = {a: job.eligible_from(a, stake) or 0 for a, stake in by_address.items()}
+    assert min(places.values()) == 0
+    for a in by_address:
+        for b in by_address:
+            if places[a] < places[b]:
+                assert starts[a] <= starts[b]
+    assert ahead_of(seed, job_id, address(99), by_address) == len(stakes)  # no stake: last in line
 
 
 def test_the_seed_comes_from_the_posting_block_then_from_the_latest_256_block_anchor() -> None:
