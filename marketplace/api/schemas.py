@@ -30,6 +30,10 @@ class Assignment(Schema):
     outcome: str | None = Field(description="won, slashed, returned or cancelled, once the job settled")
     slashed_amount: str
     claimed_block: int
+    ticket: str | None = Field(
+        description="its ticket in the job's draw (64-bit, 0x-hex): the lower per unit of stake, the "
+        "sooner it was eligible; null for jobs indexed before the draw existed"
+    )
     committed_block: int | None
     revealed_block: int | None
 
@@ -83,6 +87,10 @@ class Job(Schema):
     posted_block: int
     posted_at: int
     posted_tx: str
+    seed: int | None = Field(
+        description="the draw's seed (uint32): from the posting block's hash, or a later block's if the "
+        "first claim came more than 256 blocks after it; null for jobs indexed before the draw existed"
+    )
     started_block: int | None
     started_at: int | None
     finished_block: int | None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.hashing import ZERO_HASH
+from ..protocol.sortition import seed_block, seed_of, ticket
 from ..protocol.status import AssignmentStatus, JobStatus, Outcome, seat_outcome
 from ..store.projector import Projector, Row
 
@@ -18,9 +19,15 @@ from ..store.projector import Projector, Row
 @dataclass(frozen=True)
 class EventContext:
     block: int
+    block_hash: str
     timestamp: int
     tx_hash: str
     journal_block: int | None  # the block to journal changes under, None once it is final
+    hash_of: Callable[[int], str]  # the hash of an earlier block of this chain
+
+
+def _seed(block_hash: str) -> int:
+    return seed_of(bytes.fromhex(block_hash.removeprefix("0x")))
 
 
 def _add(row: Row, column: str, amount: int | str) -> None:
@@ -97,6 +104,7 @@ def job_posted(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
         "status": JobStatus.OPEN, "claims": 0, "commits": 0, "reveals": 0,
         "claim_deadline": args["claimDeadline"], "commit_deadline": None, "result_hash": None,
         "posted_block": ctx.block, "posted_at": ctx.timestamp, "posted_tx": ctx.tx_hash,
+        "seed": _seed(ctx.block_hash),
         "started_block": None, "started_at": None, "finished_block": None, "finished_at": None,
     }  # fmt: skip
     p.put("jobs", job, ctx.journal_block)
@@ -112,13 +120,19 @@ def job_posted(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
 
 def job_claimed(p: Projector, args: dict[str, Any], ctx: EventContext) -> None:
     job = _job(p, args["jobId"])
+    if job["claims"] == 0:  # the first claim fixed the seed: a later anchor's, past 256 blocks
+        anchor = seed_block(job["posted_block"], ctx.block)
+        if anchor is not None and anchor != job["posted_block"]:
+            job["seed"] = _seed(ctx.hash_of(anchor))
     job["claims"] += 1
     p.put("jobs", job, ctx.journal_block)
+    seed = job["seed"]
     assignment = {
         "job_id": job["id"], "provider": args["provider"], "slot": args["slot"],
         "status": AssignmentStatus.CLAIMED,
         "commitment": None, "result_hash": None, "outcome": None, "slashed_amount": "0",
         "claimed_block": ctx.block, "committed_block": None, "revealed_block": None,
+        "ticket": None if seed is None else f"0x{ticket(seed, job['id'], args['provider']):016x}",
     }  # fmt: skip
     p.put("assignments", assignment, ctx.journal_block)
     provider = _provider(p, args["provider"], ctx)

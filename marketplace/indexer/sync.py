@@ -303,15 +303,24 @@ class Indexer:
         connection.execute(insert(Transaction), transactions)
         projector = Projector(connection)
         prefetch(projector, [(event.name, event.args) for event in decoded])
+
+        def hash_of(number: int) -> str:
+            """A block hash a handler needs (a draw's seed): from the headers at hand, else the node's."""
+            if number not in headers:
+                (headers[number],) = self._headers([number])
+            return str(headers[number]["hash"])
+
         for event in decoded:
             handler = HANDLERS.get(event.name)
             if handler is None:
                 continue
             context = EventContext(
                 block=event.block_number,
+                block_hash=event.block_hash,
                 timestamp=int(headers[event.block_number]["timestamp"], 16),
                 tx_hash=event.tx_hash,
                 journal_block=event.block_number if event.block_number > final_boundary else None,
+                hash_of=hash_of,
             )
             handler(projector, event.args, context)
         projector.flush()

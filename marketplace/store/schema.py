@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 ADDRESS = 42  # 0x + 40 hex digits, checksummed
 HASH = 66  # 0x + 64 hex digits
 AMOUNT = 80  # decimal digits of a uint256, with room to spare
+TICKET = 18  # 0x + 16 hex digits: a 64-bit sortition ticket
 
 
 class Base(DeclarativeBase):
@@ -127,6 +128,9 @@ class Job(Base):
     posted_block: Mapped[int] = mapped_column(BigInteger)
     posted_at: Mapped[int] = mapped_column(BigInteger)
     posted_tx: Mapped[str] = mapped_column(String(HASH))
+    # The draw's seed: from the posting block's hash, or the 256-block anchor's if the first claim
+    # came later (see marketplace.protocol.sortition.seed_block).
+    seed: Mapped[int | None] = mapped_column(BigInteger)
     started_block: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[int | None] = mapped_column(BigInteger)
     finished_block: Mapped[int | None] = mapped_column(BigInteger)
@@ -149,6 +153,7 @@ class Assignment(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     slashed_amount: Mapped[str] = mapped_column(String(AMOUNT), default="0")
     claimed_block: Mapped[int] = mapped_column(BigInteger)
+    ticket: Mapped[str | None] = mapped_column(String(TICKET))  # the provider's draw ticket, 0x-hex
     committed_block: Mapped[int | None] = mapped_column(BigInteger)
     revealed_block: Mapped[int | None] = mapped_column(BigInteger)
 

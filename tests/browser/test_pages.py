@@ -103,6 +103,10 @@ def test_job_page_shows_assignments_outcome_data_and_timeline(
     expect(mallory).to_contain_text("(differs)")
     expect(mallory).to_contain_text("0.1 ETH")  # the collateral taken
     expect(assignments.locator(f'tr[data-provider="{world.names["alice"]}"]')).to_contain_text("(the result)")
+    for seat in job["assignments"]:  # each claimer's draw ticket, as a fraction of its range
+        fraction = (int(seat["ticket"], 16) * 10_000 >> 64) / 10_000
+        expect(assignments.locator(f'[title="ticket {seat["ticket"]}"]')).to_have_text(f"{fraction:.4f}")
+    expect(page.locator("dl.facts")).to_contain_text(f"Draw seed{job['seed']}")
     result = job["result_hash"]
     expect(page.locator(f'[title="{result}"]').first).to_be_visible()
     data = page.get_by_role("region", name=re.compile("Spec, inputs and result by SHA-256 digest"))

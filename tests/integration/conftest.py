@@ -17,6 +17,7 @@ from marketplace.chain.devnet import Devnet
 from marketplace.chain.market import Market
 from marketplace.chain.rpc import RpcClient
 from marketplace.indexer.sync import Indexer, StepResult
+from marketplace.protocol.sortition import ticket
 from marketplace.protocol.status import AssignmentStatus, JobStatus
 from marketplace.store.database import make_engine, migrate
 from marketplace.store.schema import Base
@@ -262,6 +263,9 @@ def assert_projections_match_chain(engine: Engine, market: Market, accounts: Seq
             chain["claim_deadline"], stored["claim_deadline"] = view.deadline, row["claim_deadline"]
         if view.status is JobStatus.RUNNING:
             chain["commit_deadline"], stored["commit_deadline"] = view.deadline, row["commit_deadline"]
+        seed = market.sortition(job_id).seed if view.claims > 0 else 0  # fixed by the first claim
+        if seed:
+            chain["seed"], stored["seed"] = seed, row["seed"]
         if stored != chain:
             problems.append(f"job {job_id}: store {stored} != chain {chain}")
         for account in accounts:
@@ -278,6 +282,9 @@ def assert_projections_match_chain(engine: Engine, market: Market, accounts: Seq
                 continue
             chain_seat = {"status": str(seat.status), "slot": seat.slot}
             stored_seat = {"status": assignment["status"], "slot": assignment["slot"]}
+            if seed:
+                chain_seat["ticket"] = f"0x{ticket(seed, job_id, account):016x}"
+                stored_seat["ticket"] = assignment["ticket"]
             if seat.status is AssignmentStatus.COMMITTED:
                 chain_seat["commitment"] = "0x" + seat.commitment.hex()
                 stored_seat["commitment"] = assignment["commitment"]

@@ -34,6 +34,7 @@ from marketplace.indexer.handlers import HANDLERS
 from marketplace.indexer.sync import ChainMoved, Indexer, IndexerError, ReorgTooDeep
 from marketplace.protocol.events import Event
 from marketplace.protocol.hashing import commitment
+from marketplace.protocol.sortition import seed_of
 from marketplace.protocol.status import JobStatus
 from marketplace.protocol.views import ETH, JobParams
 from marketplace.store.blobs import FilesystemBlobStore
@@ -130,6 +131,10 @@ def beyond_the_demo(node: Devnet, world: DevnetMarket) -> None:
     skipped = bob.claim_many([running, partly_claimed])  # the running job is skipped, not reverted
     assert len(skipped.named("BatchItemSkipped")) == 1
 
+    late = post(requester, "first claimed 300 blocks after its posting")
+    node.call("anvil_mine", hex(300), hex(1))  # the EVM no longer has the posting block's hash
+    alice.claim(late)  # so the draw's seed is the 256-block anchor's: the indexer must find it
+
 
 @pytest.fixture(scope="module")
 def demo_world() -> Iterator[World]:
@@ -204,6 +209,9 @@ def test_every_event_kind_is_projected_as_the_chain_sees_it(demo_world: World, d
             assert a.outcome == ("won" if a.provider in event["winners"] else "slashed")
         else:
             assert a.outcome == ("returned" if a.status == "revealed" else "slashed")
+    late = max(jobs)  # the last job of beyond_the_demo, drawn with a later block's hash
+    anchor = jobs[late].posted_block + 256
+    assert jobs[late].seed == seed_of(demo_world.market.market.w3.eth.get_block(anchor)["hash"])
     for job_id, event in finalized.items():
         digest = "0x" + bytes(event["resultHash"]).hex()
         assert jobs[job_id].result_hash == (None if event["outcome"] == JobStatus.FAILED else digest)

@@ -46,6 +46,8 @@ function facts(job) {
     fact("Result hash", job.result_hash ? digest(job.result_hash, { what: "result hash" }) : h("span", { class: "muted" }, job.status === "failed" ? "none: no quorum" : "not settled")),
     fact("Posted", time(job.posted_at), " · ", block(job.posted_block, job.posted_tx)),
     fact("Claim deadline", time(job.claim_deadline)),
+    fact("Draw seed", job.seed === null ? h("span", { class: "muted" }, "not indexed")
+      : [h("span", { class: "mono" }, String(job.seed)), h("small", { class: "muted" }, " seats go by stake-weighted sortition: each provider's ticket comes from this seed")]),
     fact("Started", time(job.started_at), job.started_block ? [" · ", block(job.started_block)] : null),
     fact("Commit deadline", time(job.commit_deadline)),
     fact("Finished", time(job.finished_at), job.finished_block ? [" · ", block(job.finished_block)] : null),
@@ -75,6 +77,14 @@ function gasOf(events) {
   return known.map((event, i) => [i ? h("br") : null, `${PROVIDER_STEPS[event.name]} ${formatCount(event.gas_used)}`]);
 }
 
+// A draw ticket as a fraction of its 64-bit range: the lower (per unit of stake), the sooner the
+// provider was eligible. The exact value is in the title.
+function ticket(value) {
+  if (!value) return { value: h("span", { class: "muted" }, "—"), num: true };
+  const fraction = Number(BigInt(value) * 10000n / (1n << 64n)) / 10000;
+  return { value: h("span", { class: "mono", title: `ticket ${value}` }, fraction.toFixed(4)), num: true };
+}
+
 function assignmentTable(job) {
   const steps = (provider) => job.timeline.filter((event) => PROVIDER_STEPS[event.name] && event.args.provider === provider);
   const rows = job.assignments.map((a) => {
@@ -82,6 +92,7 @@ function assignmentTable(job) {
     return row([
       { value: a.slot, num: true },
       address(a.provider),
+      ticket(a.ticket),
       a.status,
       a.commitment ? [digest(a.commitment, { what: "commitment" }), h("br"), h("small", { class: "muted" }, block(a.committed_block))] : h("span", { class: "muted" }, "not committed"),
       a.result_hash ? [digest(a.result_hash, { what: "revealed result hash" }), matches, h("br"), h("small", { class: "muted" }, block(a.revealed_block))] : h("span", { class: "muted" }, "not revealed"),
@@ -93,10 +104,10 @@ function assignmentTable(job) {
   return table({
     caption: "Replica slots: claim, commit–reveal and outcome",
     columns: [
-      { title: "Slot", num: true }, { title: "Provider" }, { title: "Status" }, { title: "Commitment" },
+      { title: "Slot", num: true }, { title: "Provider" }, { title: "Ticket", num: true }, { title: "Status" }, { title: "Commitment" },
       { title: "Revealed result" }, { title: "Outcome" }, { title: "Slashed", num: true }, { title: "Gas" },
     ],
-    rows: rows.length ? rows : [h("tr", {}, h("td", { colspan: "8", class: "muted" }, "No provider has claimed a slot."))],
+    rows: rows.length ? rows : [h("tr", {}, h("td", { colspan: "9", class: "muted" }, "No provider has claimed a slot."))],
   }).wrap;
 }
 
