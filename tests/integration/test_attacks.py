@@ -992,3 +992,57 @@ def test_a_stake_of_2_96_cannot_freeze_settlement(chain: Chain) -> None:
     assert len(settled.named("JobFinalized")) == 2
     info = market.provider(whale.address)
     assert (info.free_stake, info.locked_stake) == (limit, 0)
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_finalize_jobs_settles_the_ready_and_skips_every_job_that_cannot_settle(
+    chain: Chain, order: int
+) -> None:
+    """One batch of every kind of job that cannot be finalized now (open, running, reveals still
+    due, already finalized, cancelled, a duplicate), mixed among ready ones in several orders: the
+    batch never reverts, each ready job settles once, and each other one is skipped with its reason."""
+    import random
+
+    ready = []
+    for results in ([GOOD, GOOD, GOOD], [GOOD, GOOD, BAD]):
+        job_id = post(chain, replicas=3)
+        run_three_replicas(chain, job_id, results)
+        ready.append(job_id)
+    open_job = post(chain, replicas=3)
+    running_job = post(chain, replicas=2)
+    for provider in chain.providers[:2]:
+        provider.claim(running_job)
+    pending = post(chain, replicas=2)  # both committed, one revealed: the other may still reveal
+    for provider in chain.providers[:2]:
+        provider.claim(pending)
+    for provider in chain.providers[:2]:
+        commit(provider, pending, GOOD)
+    reveal(chain.providers[0], pending, GOOD)
+    finished = post(chain, replicas=3)
+    run_three_replicas(chain, finished, [GOOD, GOOD, GOOD])
+    chain.outsider.finalize(finished)
+    cancelled = post(chain)
+    chain.requester.cancel(cancelled)
+    not_in_state = selector("JobNotInState(uint256,uint8,uint8)")
+    reasons = {
+        open_job: not_in_state,
+        running_job: not_in_state,
+        pending: selector("RevealsPending(uint256,uint8,uint8,uint256)"),
+        finished: not_in_state,
+        cancelled: not_in_state,
+    }
+    batch = [*ready, *reasons, ready[0]]  # whichever of the two comes second is skipped
+    random.Random(order).shuffle(batch)
+    before = credits_of(chain, [chain.treasury, *(p.address for p in chain.providers[:3])])
+
+    settled = chain.outsider.finalize_many(batch)
+
+    assert sorted(e["jobId"] for e in settled.named("JobFinalized")) == sorted(ready)
+    skipped = [(e["jobId"], e["reason"]) for e in settled.named("BatchItemSkipped")]
+    assert sorted(skipped) == sorted([*reasons.items(), (ready[0], not_in_state)])
+    assert [chain.market.job(j).status for j in ready] == [JobStatus.COMPLETED, JobStatus.COMPLETED]
+    assert chain.market.job(pending).status is JobStatus.REVEALING
+    after = credits_of(chain, [chain.treasury, *(p.address for p in chain.providers[:3])])
+    assert after[chain.providers[0].address] - before[chain.providers[0].address] == 2 * (ETHER - FEE)
+    assert after[chain.providers[2].address] == before[chain.providers[2].address] + ETHER - FEE
+    assert_solvent(chain)
