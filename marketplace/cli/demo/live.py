@@ -329,8 +329,6 @@ class LiveDemo:
         providers = Table(title="Providers (as the marketplace indexed them)")
         for column in (
             "provider",
-            "seats (share)",
-            "stake share now",
             "jobs won",
             "jobs slashed",
             "slashed",
@@ -339,26 +337,17 @@ class LiveDemo:
             "stake free",
         ):
             providers.add_column(column, justify="left" if column == "provider" else "right")
-        entries = {address: self.api.provider(address) for address in self.roles}
-        seats = sum(entry["jobs_claimed"] for entry in entries.values()) or 1
-        bonded = {address: int(e["staked"]) + int(e["locked"]) for address, e in entries.items()}
         for address, role in self.roles.items():
-            entry = entries[address]
+            entry = self.api.provider(address)
             earned = entry["earned"]
             slashed = int(entry["slashed_amount"])
             providers.add_row(
-                role, f"{entry['jobs_claimed']} ({entry['jobs_claimed'] / seats:.0%})",
-                f"{bonded[address] / (sum(bonded.values()) or 1):.0%}",
-                str(entry["jobs_completed"]), str(entry["jobs_slashed"]),
+                role, str(entry["jobs_completed"]), str(entry["jobs_slashed"]),
                 f"[red]{slashed / ETHER:g} ETH[/]" if slashed else "—",
                 f"{int(earned.get(ETH, 0)) / ETHER:g}", f"{int(earned.get(self.world.token, 0)) / ETHER:g}",
                 f"{int(entry['staked']) / ETHER:g} ETH",
             )  # fmt: skip
         console.print(providers)
-        console.print(
-            "  Seats go by stake-weighted sortition: over many jobs, they follow stake. A job's page on the "
-            "dashboard shows its draw's seed and each claimer's ticket."
-        )
 
         outcomes = Counter(job.status for job in self.jobs)
         checked = [job for job in self.jobs if job.verified is not None]
