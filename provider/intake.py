@@ -171,10 +171,9 @@ class Intake:
         candidates = [self.candidates[job_id] for job_id in job_ids if job_id in self.candidates]
         if not candidates:
             return
-        draws = self.reader.draws([c.posted for c in candidates], self.address)
-        stakes = self._known_stakes()
         head = self.reader.head_number()
-        fixed = {job_id: found[0].fixed for job_id, found in draws.items()}
+        draws = self.reader.draws([c.posted for c in candidates], self.address, head)
+        stakes = self._known_stakes()
         views = self.reader.jobs(c.job_id for c in candidates) if windows else {}
         for candidate in candidates:
             found = draws.get(candidate.job_id)
@@ -190,9 +189,7 @@ class Intake:
                 self.refuse(candidate.job_id, refusal)
                 continue
             candidate.drawn = draw.seed != 0
-            candidate.seed_block = (
-                None if fixed.get(candidate.job_id) else seed_block(candidate.posted.block_number, head + 1)
-            )
+            candidate.seed_block = None if draw.fixed else seed_block(candidate.posted.block_number, head + 1)
             candidate.posted_at = draw.posted_at
             candidate.eligible_from = draw.eligible_from(self.address, stake_then)
             if draw.seed != 0:

@@ -241,10 +241,10 @@ class Market:
     def bonded_stake_at(self, provider: str, block: int) -> int:
         return int(self.contract.functions.bondedStakeAt(to_checksum_address(provider), block).call())
 
-    def draw(self, job_id: int) -> Draw:
+    def draw(self, job_id: int, sortition: SortitionView | None = None) -> Draw:
         """The sortition of an Open job (its stored deadline is then its claim deadline), with the
         seed a claim in the next block would draw with if none is fixed yet (0: none can yet)."""
-        view, sortition = self.job(job_id), self.sortition(job_id)
+        view, sortition = self.job(job_id), sortition or self.sortition(job_id)
         seed = sortition.seed
         if seed == 0:
             block = seed_block(sortition.post_block, int(self.w3.eth.block_number) + 1)
@@ -258,8 +258,9 @@ class Market:
     def eligible_from(self, job_id: int, provider: str) -> int | None:
         """The earliest block time at which `provider` may claim a seat of the Open job (None:
         never, or not drawn yet)."""
-        draw = self.draw(job_id)
-        return draw.eligible_from(provider, self.bonded_stake_at(provider, self.sortition(job_id).post_block))
+        sortition = self.sortition(job_id)
+        draw = self.draw(job_id, sortition)
+        return draw.eligible_from(provider, self.bonded_stake_at(provider, sortition.post_block))
 
     def bounds(self) -> Bounds:
         return Bounds(*self.contract.functions.bounds().call())

@@ -96,9 +96,9 @@ class MarketReader:
             found[job_id] = AssignmentView.from_abi(fields)
         return found
 
-    def draws(self, jobs: Iterable[PostedJob], provider: str) -> dict[int, tuple[Draw, int]]:
-        """Each job's sortition, with the seed a claim in the next block would draw with if no claim
-        fixed one yet, and `provider`'s stake bonded when it was posted (two batch requests)."""
+    def draws(self, jobs: Iterable[PostedJob], provider: str, head: int) -> dict[int, tuple[Draw, int]]:
+        """Each job's sortition, with the seed a claim in the block after `head` would draw with if
+        no claim fixed one yet, and `provider`'s stake bonded when it was posted (two batch requests)."""
         listed = list(jobs)
         who = to_checksum_address(provider)[2:].lower().rjust(64, "0")
         encoded = []
@@ -106,7 +106,7 @@ class MarketReader:
             encoded.append(self._get_sortition + f"{job.job_id:064x}")
             encoded.append(self._bonded_at + who + f"{job.block_number:064x}")
         replies = self._calls(encoded)
-        next_block = int(self.rpc.call("eth_blockNumber"), 16) + 1
+        next_block = head + 1
         views: dict[int, tuple[SortitionView, int]] = {}
         for index, job in enumerate(listed):
             sortition, stake = replies[2 * index], replies[2 * index + 1]

@@ -61,7 +61,7 @@ def ahead_of(seed: int, job_id: int, provider: str, stakes: Mapping[str, int]) -
     key = {address.lower(): stake for address, stake in stakes.items()}
     mine = key.get(provider.lower(), 0)
     if mine == 0:
-        return len([stake for stake in key.values() if stake > 0])
+        return sum(1 for stake in key.values() if stake > 0)
     me, my_ticket = provider.lower(), ticket(seed, job_id, provider)
     return sum(
         1

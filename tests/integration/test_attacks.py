@@ -9,6 +9,7 @@ decoded error first), so balances before and after it compare exactly.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -1001,8 +1002,6 @@ def test_finalize_jobs_settles_the_ready_and_skips_every_job_that_cannot_settle(
     """One batch of every kind of job that cannot be finalized now (open, running, reveals still
     due, already finalized, cancelled, a duplicate), mixed among ready ones in several orders: the
     batch never reverts, each ready job settles once, and each other one is skipped with its reason."""
-    import random
-
     ready = []
     for results in ([GOOD, GOOD, GOOD], [GOOD, GOOD, BAD]):
         job_id = post(chain, replicas=3)
